@@ -1,0 +1,60 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+
+from app.api import health, problems, wallet
+from app.bootstrap import bootstrap
+from app.config import Config
+from app.domain.errors import WalletError
+from app.services.wallets import Provisioner, SystemWallets
+
+API_TITLE = "Token wallet API"
+
+
+class MalformedJsonError(WalletError):
+    code = "malformed_json"
+    status = 400
+    title = "Request body is not valid JSON"
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__, static_folder=swagger_ui_path, static_url_path="/api/docs/static")
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/docs/static/",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    wiring = bootstrap(config)
+    app.extensions["wallet"] = wiring
+    app.extensions["provisioner"] = Provisioner(wiring.db)
+    app.extensions["system_wallets"] = SystemWallets(wiring.db)
+
+    api = problems.ProblemApi(app)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    )
+    api.register_blueprint(wallet.bp)
+    app.register_blueprint(health.bp)
+    problems.register(app)
+    app.before_request(_reject_malformed_json)
+
+    from app import cli
+
+    cli.register(app)
+    return app
+
+
+def _reject_malformed_json() -> None:
+    if request.method in ("POST", "PUT", "PATCH") and request.content_length:
+        if request.get_json(force=True, silent=True) is None:
+            raise MalformedJsonError()

@@ -1,0 +1,1 @@
+"""HTTP entry points: blueprints translate requests to service calls and results to JSON."""

@@ -1,0 +1,93 @@
+"""Bearer JWT authentication (HS256, `JWT_SECRET`) and role checks."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar, cast
+
+import jwt
+from flask import current_app, g, request
+
+from app.domain.errors import AuthenticationError, PermissionDeniedError
+from app.domain.transactions import Role
+
+TOKEN_ROLES = {Role.USER.value, Role.SERVICE.value, Role.ADMIN.value}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID
+    role: str
+    wallet_id: uuid.UUID
+
+
+def issue_token(
+    secret: str, user_id: uuid.UUID, role: str = "user", ttl: timedelta = timedelta(hours=12)
+) -> str:
+    now = datetime.now(UTC)
+    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def decode_token(secret: str, token: str, leeway: int = 30) -> tuple[uuid.UUID, str]:
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=["HS256"], leeway=leeway, options={"require": ["sub", "exp"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationError("token expired") from None
+    except jwt.InvalidTokenError:
+        raise AuthenticationError("invalid token") from None
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError:
+        raise AuthenticationError("invalid token subject") from None
+    role = claims.get("role", Role.USER.value)
+    if role not in TOKEN_ROLES:
+        raise AuthenticationError("invalid token role")
+    return user_id, role
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("missing bearer token")
+    return token.strip()
+
+
+def authenticate() -> Principal:
+    """Decode the caller's token and provision them (user and wallet) on first use."""
+    wiring = current_app.extensions["wallet"]
+    user_id, role = decode_token(
+        wiring.config.jwt_secret, _bearer_token(), wiring.config.jwt_leeway_seconds
+    )
+    wallet_id = current_app.extensions["provisioner"].wallet_id_for(user_id, role)
+    principal = Principal(user_id=user_id, role=role, wallet_id=wallet_id)
+    g.principal = principal
+    return principal
+
+
+def requires(*roles: str) -> Callable[[F], F]:
+    """Decorate a view: authenticate, then refuse (403) callers whose role is not listed."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = authenticate()
+            if roles and principal.role not in roles:
+                raise PermissionDeniedError(f"requires role {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorator
+
+
+def current_principal() -> Principal:
+    return cast(Principal, g.principal)

@@ -1,0 +1,83 @@
+"""problem+json (RFC 9457) for every error, defined once."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from flask import Flask, Response, json, request
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from app.domain.errors import WalletError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def problem(status: int, code: str, detail: str | None = None, **extra: Any) -> Response:
+    title = HTTPStatus(status).phrase
+    body = {
+        "type": f"https://errors.wallet.local/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail or title,
+        "code": code,
+        "instance": request.path,
+        **extra,
+    }
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+
+
+def wallet_error(error: WalletError) -> Response:
+    return problem(error.status, error.code, error.detail, **error.extra)
+
+
+def http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    extra: dict[str, Any] = {}
+    messages = getattr(error, "data", {}).get("messages") if hasattr(error, "data") else None
+    if messages:
+        # webargs nests errors by location; clients care about the fields.
+        extra["errors"] = messages.get("json", messages) if isinstance(messages, dict) else messages
+    response = problem(
+        status, _CODES_BY_STATUS.get(status, "http_error"), error.description, **extra
+    )
+    for name, value in error.get_headers() if status == 405 else []:
+        if name.lower() == "allow":
+            response.headers["Allow"] = value
+    return response
+
+
+def unexpected_error(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return problem(500, "internal_error", "An unexpected error occurred.")
+
+
+class ProblemApi(Api):  # type: ignore[misc]
+    """flask-smorest's Api, answering its own errors (422 validation, 404, …) as problem+json."""
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        return http_error(error)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(WalletError, wallet_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)

@@ -1,0 +1,74 @@
+"""Configuration from environment variables (twelve-factor), with development defaults.
+
+Everything the process needs is read once into a frozen `Config`; tests build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+DEV_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/wallet"
+DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    return Decimal(env.get(name, default))
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(env.get(name, str(default)))
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return float(env.get(name, str(default)))
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEV_DATABASE_URL
+    redis_url: str = DEV_REDIS_URL
+    jwt_secret: str = "dev-insecure-secret-change-me-0123456789"
+    jwt_leeway_seconds: int = 30
+    # Transfers
+    max_transfer_amount: Decimal = Decimal("1000000")
+    default_low_balance_threshold: Decimal = Decimal("10")
+    settlement_shards: int = 8
+    settlement_batch_size: int = 2000
+    settlement_max_attempts: int = 5
+    settlement_job_seconds: float = 5.0
+    sweeper_interval_seconds: float = 5.0
+    sweeper_stale_seconds: float = 3.0
+    idempotency_ttl_hours: int = 24
+    max_prefer_wait_seconds: int = 10
+    ledger_check_interval_seconds: float = 300.0
+    # HTTP
+    domain: str = "localhost"
+    database_pool_size: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("DATABASE_URL", DEV_DATABASE_URL),
+            redis_url=env.get("REDIS_URL", DEV_REDIS_URL),
+            jwt_secret=env.get("JWT_SECRET", cls.jwt_secret),
+            max_transfer_amount=_decimal(env, "MAX_TRANSFER_AMOUNT", "1000000"),
+            default_low_balance_threshold=_decimal(env, "LOW_BALANCE_THRESHOLD", "10"),
+            settlement_shards=_int(env, "SETTLEMENT_SHARDS", 8),
+            settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 2000),
+            settlement_max_attempts=_int(env, "SETTLEMENT_MAX_ATTEMPTS", 5),
+            sweeper_interval_seconds=_float(env, "SWEEPER_INTERVAL_SECONDS", 5.0),
+            sweeper_stale_seconds=_float(env, "SWEEPER_STALE_SECONDS", 3.0),
+            idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24),
+            ledger_check_interval_seconds=_float(env, "LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
+            domain=env.get("APP_DOMAIN", "localhost"),
+            database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
+        )
+
+    def replace(self, **changes: Any) -> Config:
+        return replace(self, **changes)

@@ -1,0 +1,1 @@
+"""Pure domain rules: no Flask, SQLAlchemy, Celery, Redis or Solana imports here."""

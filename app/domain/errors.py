@@ -1,0 +1,111 @@
+"""The error hierarchy. Each error carries a stable `code` and an HTTP status; one handler in
+`app.api.problems` turns them into problem+json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WalletError(Exception):
+    code = "wallet_error"
+    status = 400
+    title = "Wallet error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class AuthenticationError(WalletError):
+    code = "unauthorized"
+    status = 401
+    title = "Authentication required"
+
+
+class PermissionDeniedError(WalletError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed for this role"
+
+
+class WalletNotFoundError(WalletError):
+    code = "wallet_not_found"
+    status = 404
+    title = "Wallet not found"
+
+
+class RecipientNotFoundError(WalletNotFoundError):
+    code = "recipient_not_found"
+    title = "Recipient not found"
+
+
+class TransactionNotFoundError(WalletError):
+    code = "transaction_not_found"
+    status = 404
+    title = "Transaction not found"
+
+
+class InsufficientBalanceError(WalletError):
+    code = "insufficient_balance"
+    status = 422
+    title = "Insufficient balance"
+
+
+class InvalidTransferError(WalletError):
+    code = "invalid_transfer"
+    status = 422
+    title = "Invalid transfer"
+
+
+class WalletInactiveError(WalletError):
+    code = "wallet_inactive"
+    status = 422
+    title = "Wallet is not active"
+
+
+class WalletAlreadyConnectedError(WalletError):
+    code = "wallet_already_connected"
+    status = 409
+    title = "Wallet address already connected"
+
+
+class InvalidSignatureError(WalletError):
+    code = "invalid_signature"
+    status = 401
+    title = "Invalid signature"
+
+
+class TransactionFailedError(WalletError):
+    code = "transaction_failed"
+    status = 422
+    title = "Transaction failed"
+
+
+class RefundLimitExceededError(TransactionFailedError):
+    code = "refund_exceeds_original"
+    title = "Refund exceeds what remains of the original"
+
+
+class IdempotencyKeyRequiredError(WalletError):
+    code = "idempotency_key_required"
+    status = 400
+    title = "Idempotency-Key header required"
+
+
+class IdempotencyKeyReusedError(WalletError):
+    code = "idempotency_key_reused"
+    status = 422
+    title = "Idempotency-Key was used with a different request"
+
+
+class IdempotencyKeyInFlightError(WalletError):
+    code = "idempotency_key_in_flight"
+    status = 409
+    title = "A request with this Idempotency-Key is still in progress"
+
+
+class ServiceUnavailableError(WalletError):
+    code = "service_unavailable"
+    status = 503
+    title = "Service temporarily unavailable"

@@ -1,0 +1,234 @@
+"""SQLAlchemy 2 typed models: the persistence adapter for the domain.
+
+The schema itself is owned by Alembic (`migrations/`); a test proves the two never drift.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(18, 6)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'service', 'admin', 'platform', 'system')", name="role"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    role: Mapped[str] = mapped_column(Text, nullable=False, server_default="user")
+    created_at: Mapped[datetime] = _now()
+    low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+
+
+class Wallet(Base):
+    __tablename__ = "wallets"
+    __table_args__ = (
+        CheckConstraint("balance >= 0 OR kind = 'external'", name="balance_non_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_non_negative"),
+        CheckConstraint("kind IN ('user', 'platform', 'external')", name="kind"),
+        UniqueConstraint("user_id"),
+        UniqueConstraint("address"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="user")
+    balance: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    # Sum of this wallet's PENDING debits: available = balance - reserved. Checked by `ledger check`.
+    reserved: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    # Last `seq` handed to a transaction debiting this wallet.
+    next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    network: Mapped[str] = mapped_column(Text, nullable=False, server_default="solana")
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+        CheckConstraint(
+            "kind IN ('deposit', 'withdrawal', 'transfer', 'service_fee', 'reward', 'refund',"
+            " 'issuance')",
+            name="kind",
+        ),
+        CheckConstraint("debit_wallet_id <> credit_wallet_id", name="distinct_wallets"),
+        UniqueConstraint("debit_wallet_id", "seq"),
+        UniqueConstraint("reference"),
+        UniqueConstraint("tx_hash"),
+        Index(
+            "ix_transactions_pending",
+            "shard",
+            "debit_wallet_id",
+            "seq",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),
+        Index("ix_transactions_credit_history", "credit_wallet_id", "created_at", "id"),
+        Index("ix_transactions_parent_id", "parent_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    debit_wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
+    credit_wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    shard: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    initiator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transactions.id"), nullable=True
+    )
+    reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_valid_block_height: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    signed_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class LedgerEntry(Base):
+    """An immutable posting. A trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("transaction_id", "wallet_id"),
+        Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    transaction_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transactions.id"), nullable=False)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    balance_after: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "key"),
+        CheckConstraint("state IN ('in_flight', 'completed')", name="state"),
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    owner_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    key: Mapped[str] = mapped_column(Text, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    response_status: Mapped[int] = mapped_column(Integer, nullable=False)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    created_at: Mapped[datetime] = _now()
+    # While in flight (a request waiting for settlement), duplicates answer 409 until this passes.
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class AuditLog(Base):
+    """Append-only at the database level: a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_occurred_at", "occurred_at"),
+        Index("ix_audit_log_actor_id_occurred_at", "actor_id", "occurred_at"),
+        Index("ix_audit_log_action_occurred_at", "action", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    occurred_at: Mapped[datetime] = _now()
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    ip: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+
+
+class Notification(Base):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("transactions.id"), nullable=True
+    )
+    amount: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    created_at: Mapped[datetime] = _now()
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SettlementShard(Base):
+    """One row per settlement shard. `unclean_runs` counts settlement runs that started but never
+    committed (a crashed worker); above zero the next run settles wallet by wallet to isolate a
+    poison transaction."""
+
+    __tablename__ = "settlement_shards"
+
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    unclean_runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")

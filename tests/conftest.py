@@ -1,0 +1,146 @@
+"""Test infrastructure: real PostgreSQL and Redis, a fresh database per run.
+
+TEST_DATABASE_URL / TEST_REDIS_URL name servers to use (a fresh database is created on that
+PostgreSQL server; the Redis database is flushed, so give a dedicated one). When unset, embedded
+servers are started under var/test/ and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis as redis_lib
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+JWT_SECRET = "test-secret-" + secrets.token_hex(16)
+
+
+class Servers:
+    def __init__(self) -> None:
+        self._stoppers: list[Callable[[], None]] = []
+        self.dbname = f"wallet_test_{secrets.token_hex(4)}"
+        base = os.environ.get("TEST_DATABASE_URL")
+        if base:
+            self.server_url = make_url(base).set(drivername="postgresql+psycopg")
+        else:
+            from devstack.embedded import EmbeddedPostgres
+
+            postgres = EmbeddedPostgres(ROOT / "var" / "test" / "postgres")
+            self._stoppers.append(postgres.stop)
+            self.server_url = make_url(postgres.url("postgres"))
+        self.redis_url = os.environ.get("TEST_REDIS_URL") or self._embedded_redis()
+        self.create_database(self.dbname)
+        self.database_url = self.url_for(self.dbname)
+
+    def _embedded_redis(self) -> str:
+        from devstack.embedded import EmbeddedRedis
+
+        server = EmbeddedRedis(ROOT / "var" / "test" / "redis", persist=False)
+        self._stoppers.append(server.stop)
+        return server.url
+
+    def url_for(self, dbname: str) -> str:
+        return self.server_url.set(database=dbname).render_as_string(hide_password=False)
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        url = self.server_url.set(drivername="postgresql", database="postgres")
+        return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+
+    def create_database(self, dbname: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+    def drop_database(self, dbname: str) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+    def close(self) -> None:
+        try:
+            self.drop_database(self.dbname)
+        finally:
+            for stop in reversed(self._stoppers):
+                stop()
+
+
+_servers: Servers | None = None
+
+
+def servers() -> Servers:
+    assert _servers is not None
+    return _servers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _servers
+    _servers = Servers()
+    os.environ["DATABASE_URL"] = _servers.database_url
+    os.environ["REDIS_URL"] = _servers.redis_url
+    os.environ["JWT_SECRET"] = JWT_SECRET
+    redis_lib.Redis.from_url(_servers.redis_url).flushdb()
+    migrate(_servers.database_url, "head")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _servers is not None:
+        _servers.close()
+
+
+def migrate(database_url: str, revision: str, *, down: bool = False) -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+@pytest.fixture(scope="session")
+def config() -> Any:
+    from app.config import Config
+
+    return Config.from_env().replace(jwt_secret=JWT_SECRET)
+
+
+@pytest.fixture(scope="session")
+def app(config: Any) -> Iterator[Any]:
+    from app import create_app
+
+    flask_app = create_app(config)
+    flask_app.testing = True
+    yield flask_app
+    flask_app.extensions["wallet"].db.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def db(app: Any) -> Any:
+    return app.extensions["wallet"].db
+
+
+def token_for(user_id: uuid.UUID, role: str = "user", **kwargs: Any) -> str:
+    from app.api.auth import issue_token
+
+    return issue_token(JWT_SECRET, user_id, role, **kwargs)
+
+
+def auth(user_id: uuid.UUID, role: str = "user") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(user_id, role)}"}
+
+
+@pytest.fixture
+def user() -> uuid.UUID:
+    """A brand-new user id; tests isolate by user instead of truncating append-only tables."""
+    return uuid.uuid4()

@@ -1,0 +1,97 @@
+"""Authentication, roles and the problem+json contract."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from app import create_app
+from tests.conftest import auth, token_for
+
+
+def _is_problem(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status and body["code"] == code
+    assert {"type", "title", "detail"} <= body.keys()
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer",
+        "Basic dXNlcjpwYXNz",
+        "Bearer not-a-jwt",
+        "Bearer " + token_for(uuid.uuid4(), ttl=timedelta(minutes=-10)),
+        "Bearer "
+        + __import__("app.api.auth", fromlist=["x"]).issue_token(
+            "forged-secret-0123456789abcdef0123456789", uuid.uuid4()
+        ),
+    ],
+    ids=["missing", "empty", "wrong-scheme", "malformed", "expired", "forged"],
+)
+def test_bad_credentials_get_401_problem(client, header) -> None:  # type: ignore[no-untyped-def]
+    headers = {"Authorization": header} if header else {}
+    _is_problem(client.get("/api/wallet", headers=headers), 401, "unauthorized")
+
+
+def test_a_service_token_cannot_use_a_user_wallet_endpoint(client) -> None:  # type: ignore[no-untyped-def]
+    _is_problem(client.get("/api/wallet", headers=auth(uuid.uuid4(), "service")), 403, "forbidden")
+
+
+def test_unknown_route_is_a_404_problem(client) -> None:  # type: ignore[no-untyped-def]
+    _is_problem(client.get("/api/nothing-here"), 404, "not_found")
+
+
+def test_wrong_method_is_a_405_problem(client, user) -> None:  # type: ignore[no-untyped-def]
+    _is_problem(client.delete("/api/wallet", headers=auth(user)), 405, "method_not_allowed")
+
+
+def test_readyz_reports_ready_with_database_and_redis(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(config) -> None:  # type: ignore[no-untyped-def]
+    broken = create_app(config.replace(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    response = broken.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"].startswith("unavailable")
+    assert response.get_json()["checks"]["redis"] == "ok"
+
+
+def test_an_unreachable_database_answers_503_problem_not_500(config) -> None:  # type: ignore[no-untyped-def]
+    broken = create_app(config.replace(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    response = broken.test_client().get("/api/wallet", headers=auth(uuid.uuid4()))
+    _is_problem(response, 503, "service_unavailable")
+
+
+def test_healthz_answers_without_dependencies(config) -> None:  # type: ignore[no-untyped-def]
+    broken = create_app(config.replace(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    assert broken.test_client().get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_openapi_document_and_docs_page_are_served_offline(client) -> None:  # type: ignore[no-untyped-def]
+    spec = client.get("/api/openapi.json").get_json()
+    assert "/api/wallet" in spec["paths"]
+    assert "bearerAuth" in spec["components"]["securitySchemes"]
+    page = client.get("/api/docs")
+    assert page.status_code == 200
+    assert b"/api/docs/static/swagger-ui-bundle.js" in page.data
+    assert client.get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
+
+
+def test_cli_prints_a_token_for_the_given_user_and_role(app) -> None:  # type: ignore[no-untyped-def]
+    from app.api.auth import decode_token
+
+    user_id = uuid.uuid4()
+    result = app.test_cli_runner().invoke(args=["users", "token", str(user_id), "--role", "admin"])
+    assert result.exit_code == 0, result.output
+    assert decode_token(app.extensions["wallet"].config.jwt_secret, result.output.strip()) == (
+        user_id,
+        "admin",
+    )

@@ -1,0 +1,26 @@
+"""Builds the Celery app, tied to a Flask app so every task runs inside its app context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from app import create_app
+
+
+def make_celery(flask_app: Flask | None = None) -> Celery:
+    app = flask_app or create_app()
+
+    class AppContextTask(Task):  # type: ignore[misc]
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery("wallet", task_cls=AppContextTask)
+    celery.config_from_object("celeryconfig")
+    celery.conf.broker_url = app.extensions["wallet"].config.redis_url
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery
