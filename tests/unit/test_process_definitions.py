@@ -1,0 +1,33 @@
+"""The Procfile (make run) and docker-compose.yml (production-like) start the same commands."""
+import shlex
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"web": "api", "worker": "worker", "beat": "beat", "flower": "flower"}
+
+
+def _procfile() -> dict[str, list[str]]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries[name.strip()] = shlex.split(command)
+    return entries
+
+
+def _program_and_subcommand(argv: list[str]) -> list[str]:
+    # Options (ports, auth, schedule paths) differ by environment; the program does not.
+    return [arg for arg in argv if not arg.startswith("-")][:3]
+
+
+def test_compose_runs_the_procfile_commands_plus_postgres_redis_and_a_migration() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    procfile = _procfile()
+    assert {"postgres", "redis", "migrate"} <= compose.keys()
+    assert compose["migrate"]["command"] == ["alembic", "upgrade", "head"]
+    for proc_name, service in SERVICES.items():
+        assert _program_and_subcommand(compose[service]["command"]) == _program_and_subcommand(
+            procfile[proc_name]
+        ), service
