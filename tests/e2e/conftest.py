@@ -1,4 +1,5 @@
 """A real gunicorn (several worker processes) against the test database and Redis."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,9 @@ def live_server() -> Iterator[str]:
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "") from None
+                raise RuntimeError(
+                    process.stderr.read().decode() if process.stderr else ""
+                ) from None
             time.sleep(0.1)
     yield url
     process.terminate()

@@ -1,4 +1,5 @@
 """HTTP in, database out, through gunicorn with two worker processes."""
+
 import json
 import urllib.error
 import urllib.request
@@ -28,7 +29,9 @@ def test_fifty_first_requests_across_processes_create_one_wallet(live_server, db
     assert {status for status, _ in results} == {200}
     assert len({body["wallet"]["id"] for _, body in results}) == 1
     with db.transaction() as session:
-        count = session.scalar(select(func.count()).select_from(Wallet).where(Wallet.user_id == user))
+        count = session.scalar(
+            select(func.count()).select_from(Wallet).where(Wallet.user_id == user)
+        )
     assert count == 1
 
 

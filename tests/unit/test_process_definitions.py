@@ -1,4 +1,5 @@
 """The Procfile (make run) and docker-compose.yml (production-like) start the same commands."""
+
 import shlex
 from pathlib import Path
 
