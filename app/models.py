@@ -77,7 +77,7 @@ class Wallet(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="user")
     balance: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
-    # Sum of this wallet's PENDING debits: available = balance - reserved. Checked by `ledger check`.
+    # Sum of this wallet's PENDING debits; available = balance - reserved (see `ledger check`).
     reserved: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
     # Last `seq` handed to a transaction debiting this wallet.
     next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
