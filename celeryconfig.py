@@ -30,4 +30,21 @@ task_routes = {
     "settlement.*": {"queue": "settlement"},
 }
 
-beat_schedule: dict[str, dict[str, object]] = {}
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+beat_schedule: dict[str, dict[str, object]] = {
+    # Re-enqueue settlement for PENDING transactions whose enqueue was lost.
+    "sweep-pending": {
+        "task": "settlement.sweep",
+        "schedule": _env_float("SWEEPER_INTERVAL_SECONDS", 5.0),
+        "options": {"expires": 30},
+    },
+    "expire-idempotency-keys": {"task": "maintenance.expire_idempotency_keys", "schedule": 3600.0},
+    "check-ledger": {
+        "task": "maintenance.check_ledger",
+        "schedule": _env_float("LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
+    },
+}

@@ -10,6 +10,8 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from app.api.auth import TOKEN_ROLES, issue_token
+from app.domain.money import AmountError, parse_amount, to_wire
+from app.services import invariants, transfers
 
 users = AppGroup("users", help="Users and tokens.")
 
@@ -24,5 +26,38 @@ def token(user_id: uuid.UUID | None, role: str, hours: int) -> None:
     click.echo(issue_token(secret, user_id or uuid.uuid4(), role, timedelta(hours=hours)))
 
 
+ledger = AppGroup("ledger", help="Ledger operations.")
+
+
+@ledger.command("mint")
+@click.argument("amount")
+@click.option("--note", default="issuance", show_default=True)
+def mint(amount: str, note: str) -> None:
+    """Issue AMOUNT new tokens into the platform wallet (from the issuance account)."""
+    try:
+        value = parse_amount(amount)
+    except AmountError as exc:
+        raise click.BadParameter(str(exc), param_hint="AMOUNT") from None
+    if value <= 0:
+        raise click.BadParameter("must be greater than zero", param_hint="AMOUNT")
+    tx_id = transfers.mint(
+        current_app.extensions["wallet"], current_app.extensions["system_wallets"], value, note
+    )
+    click.echo(f"issuance {tx_id} of {to_wire(value)} recorded (settles through the pipeline)")
+
+
+@ledger.command("check")
+def check() -> None:
+    """Verify the ledger invariants; exit 1 on any violation."""
+    with current_app.extensions["wallet"].db.transaction() as session:
+        violations = invariants.check(session)
+    for v in violations:
+        click.echo(f"VIOLATION {v.rule} {v.subject}: {v.detail}", err=True)
+    if violations:
+        raise SystemExit(1)
+    click.echo("ledger ok")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(users)
+    app.cli.add_command(ledger)

@@ -81,6 +81,8 @@ class Wallet(Base):
     reserved: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
     # Last `seq` handed to a transaction debiting this wallet.
     next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Last `seq` settled (completed or failed): settlement only ever takes settled_seq + 1 next.
+    settled_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     address: Mapped[str | None] = mapped_column(Text, nullable=True)
     network: Mapped[str] = mapped_column(Text, nullable=False, server_default="solana")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
@@ -108,8 +110,7 @@ class Transaction(Base):
         Index(
             "ix_transactions_pending",
             "shard",
-            "debit_wallet_id",
-            "seq",
+            "created_at",
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),

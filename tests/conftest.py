@@ -84,6 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DATABASE_URL"] = _servers.database_url
     os.environ["REDIS_URL"] = _servers.redis_url
     os.environ["JWT_SECRET"] = JWT_SECRET
+    os.environ["SWEEPER_STALE_SECONDS"] = "0.5"
     redis_lib.Redis.from_url(_servers.redis_url).flushdb()
     migrate(_servers.database_url, "head")
 
@@ -144,3 +145,37 @@ def auth(user_id: uuid.UUID, role: str = "user") -> dict[str, str]:
 def user() -> uuid.UUID:
     """A brand-new user id; tests isolate by user instead of truncating append-only tables."""
     return uuid.uuid4()
+
+
+@pytest.fixture(scope="session")
+def wiring(app: Any) -> Any:
+    return app.extensions["wallet"]
+
+
+@pytest.fixture(scope="session")
+def system_wallets(app: Any) -> Any:
+    return app.extensions["system_wallets"]
+
+
+@pytest.fixture(scope="session")
+def celery_app(app: Any) -> Any:
+    from workers.bootstrap import make_celery
+
+    return make_celery(app)
+
+
+@pytest.fixture(scope="session")
+def worker(celery_app: Any) -> Iterator[Any]:
+    """A real Celery worker (threads pool, 4 threads) consuming from the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(
+        celery_app,
+        pool="threads",
+        concurrency=4,
+        perform_ping_check=False,
+        queues=["default", "settlement"],
+        loglevel="WARNING",
+        shutdown_timeout=30,
+    ) as controller:
+        yield controller

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 
 import marshmallow as ma
 
 from app.domain.money import AmountError, parse_amount, to_wire
+from app.domain.transactions import Kind, Status
 
 
 class Amount(ma.fields.Field):  # type: ignore[type-arg]
@@ -78,3 +80,82 @@ class TransactionDetailSchema(TransactionSummarySchema):
 class WalletOverviewSchema(ma.Schema):
     wallet = ma.fields.Nested(WalletSchema)
     transaction_history = ma.fields.List(ma.fields.Nested(TransactionSummarySchema))
+
+
+NOTE_MAX = 280
+
+
+class TransferRequestSchema(StrictSchema):
+    recipient_id = ma.fields.UUID(required=True)
+    amount = Amount(required=True, positive=True)
+    note = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(max=NOTE_MAX)
+    )
+
+
+class SubmissionResponseSchema(ma.Schema):
+    success = ma.fields.Boolean()
+    transaction_id = ma.fields.UUID()
+    status = ma.fields.String()
+    balance_after = ma.fields.String(allow_none=True)
+    failure_reason = ma.fields.String(allow_none=True)
+
+
+class TransactionQuerySchema(StrictSchema):
+    type = ma.fields.String(validate=ma.validate.OneOf([k.value for k in Kind]))
+    status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in Status]))
+    since = ma.fields.AwareDateTime(default_timezone=UTC)
+    until = ma.fields.AwareDateTime(default_timezone=UTC)
+    limit = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))
+    cursor = ma.fields.String(validate=ma.validate.Length(max=200))
+
+
+class TransactionPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(TransactionDetailSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+REASON_MAX = 280
+MAX_REWARD_ITEMS = 1000
+
+
+class ChargeRequestSchema(StrictSchema):
+    user_id = ma.fields.UUID(required=True)
+    amount = Amount(required=True, positive=True)
+    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
+
+
+class RewardItemSchema(StrictSchema):
+    user_id = ma.fields.UUID(required=True)
+    amount = Amount(required=True, positive=True)
+    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
+
+
+class RewardRequestSchema(StrictSchema):
+    """Either one reward (`user_id`, `amount`, `reason`) or `items` (1–1,000 rewards)."""
+
+    user_id = ma.fields.UUID()
+    amount = Amount(positive=True)
+    reason = ma.fields.String(validate=ma.validate.Length(min=1, max=REASON_MAX))
+    items = ma.fields.List(
+        ma.fields.Nested(RewardItemSchema),
+        validate=ma.validate.Length(min=1, max=MAX_REWARD_ITEMS),
+    )
+
+    @ma.validates_schema
+    def one_or_many(self, data: dict[str, Any], **kwargs: Any) -> None:
+        single = {"user_id", "amount", "reason"} & data.keys()
+        if "items" in data and single:
+            raise ma.ValidationError("give either items or user_id/amount/reason, not both")
+        if "items" not in data and single != {"user_id", "amount", "reason"}:
+            raise ma.ValidationError("user_id, amount and reason are required without items")
+
+
+class RewardResponseSchema(SubmissionResponseSchema):
+    count = ma.fields.Integer()
+    transaction_ids = ma.fields.List(ma.fields.UUID())
+
+
+class RefundRequestSchema(StrictSchema):
+    transaction_id = ma.fields.UUID(required=True)
+    amount = Amount(positive=True, load_default=None)

@@ -1,27 +1,42 @@
-"""The caller's own wallet."""
+"""The caller's own wallet: overview, transfers, transaction history."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
-from app.api.context import db
-from app.api.schemas import WalletOverviewSchema
-from app.services import history, wallets
+from app.api.context import db, wiring
+from app.api.http import idempotency_for, prefer_wait, reply
+from app.api.schemas import (
+    SubmissionResponseSchema,
+    TransactionDetailSchema,
+    TransactionPageSchema,
+    TransactionQuerySchema,
+    TransferRequestSchema,
+    WalletOverviewSchema,
+)
+from app.services import history, transfers, wallets
 
 bp = Blueprint("wallet", __name__, url_prefix="/api/wallet", description="The caller's wallet")
 
 WALLET_ROLES = ("user", "admin")
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def _caller() -> transfers.Caller:
+    principal = current_principal()
+    return transfers.Caller(principal.user_id, principal.wallet_id)
 
 
 @bp.route("")
 class WalletResource(MethodView):
     @requires(*WALLET_ROLES)
     @bp.response(200, WalletOverviewSchema)
-    @bp.doc(security=[{"bearerAuth": []}])
+    @bp.doc(security=SECURITY)
     def get(self) -> dict[str, Any]:
         """The wallet and its latest 20 transactions (amounts signed from this wallet's side)."""
         principal = current_principal()
@@ -29,3 +44,58 @@ class WalletResource(MethodView):
             wallet = wallets.load_wallet(session, principal.wallet_id)
             items, _ = history.list_transactions(session, principal.wallet_id, limit=20)
         return {"wallet": wallet, "transaction_history": items}
+
+
+@bp.route("/transfer", methods=["POST"])
+@requires(*WALLET_ROLES)
+@bp.arguments(TransferRequestSchema)
+@bp.response(202, SubmissionResponseSchema)
+@bp.alt_response(200, schema=SubmissionResponseSchema, description="Settled within Prefer: wait")
+@bp.doc(
+    security=SECURITY,
+    parameters=[
+        {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}},
+        {"in": "header", "name": "Prefer", "schema": {"type": "string", "example": "wait=5"}},
+    ],
+)
+def transfer(args: dict[str, Any]) -> Any:
+    """Send tokens to another user. Answers 202 PENDING, or 200 with the final state when it
+    settles within `Prefer: wait=N` (N ≤ 10)."""
+    wait = prefer_wait()
+    result = transfers.transfer(
+        wiring(),
+        _caller(),
+        idempotency_for(args),
+        recipient_id=args["recipient_id"],
+        amount=args["amount"],
+        note=args["note"],
+        wait_seconds=wait,
+    )
+    return reply(result, wait)
+
+
+@bp.route("/transactions", methods=["GET"])
+@requires(*WALLET_ROLES)
+@bp.arguments(TransactionQuerySchema, location="query")
+@bp.response(200, TransactionPageSchema)
+@bp.doc(security=SECURITY)
+def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
+    """This wallet's transactions, newest first, filtered, with a stable cursor."""
+    filters = history.Filters(
+        args.get("type"), args.get("status"), args.get("since"), args.get("until")
+    )
+    with db().transaction() as session:
+        items, next_cursor = history.list_transactions(
+            session, current_principal().wallet_id, filters, args["limit"], args.get("cursor")
+        )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@bp.route("/transactions/<uuid:transaction_id>", methods=["GET"])
+@requires(*WALLET_ROLES)
+@bp.response(200, TransactionDetailSchema)
+@bp.doc(security=SECURITY)
+def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
+    """One of this wallet's transactions; anyone else's is 404."""
+    with db().transaction() as session:
+        return history.get_transaction(session, current_principal().wallet_id, transaction_id)

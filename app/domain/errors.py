@@ -109,3 +109,18 @@ class ServiceUnavailableError(WalletError):
     code = "service_unavailable"
     status = 503
     title = "Service temporarily unavailable"
+
+
+class AmountTooLargeError(InvalidTransferError):
+    code = "amount_too_large"
+    title = "Amount exceeds the maximum allowed"
+
+
+class SelfTransferError(InvalidTransferError):
+    code = "self_transfer"
+    title = "Cannot transfer to yourself"
+
+
+class NotRefundableError(TransactionFailedError):
+    code = "not_refundable"
+    title = "Only a completed transfer or service fee can be refunded"

@@ -1,0 +1,129 @@
+"""Settlement decisions for a batch of PENDING transactions — pure, no I/O.
+
+The caller loads the wallets involved (locked) and the candidate transactions; this decides, in
+order, which complete and which fail, and the resulting balances and postings. Ordering rule: a
+wallet's debits settle strictly in `seq` order starting right after its `settled_seq`; a
+transaction whose predecessor is not in this batch waits for a later one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from app.domain.transactions import FailureReason, Status, WalletKind
+
+
+@dataclass
+class WalletState:
+    id: uuid.UUID
+    kind: str
+    balance: Decimal
+    reserved: Decimal
+    settled_seq: int
+    is_active: bool
+
+    @property
+    def may_go_negative(self) -> bool:
+        return self.kind == WalletKind.EXTERNAL.value
+
+
+@dataclass(frozen=True)
+class PendingTx:
+    id: uuid.UUID
+    debit_wallet_id: uuid.UUID
+    credit_wallet_id: uuid.UUID
+    amount: Decimal
+    seq: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Posting:
+    transaction_id: uuid.UUID
+    wallet_id: uuid.UUID
+    amount: Decimal
+    balance_after: Decimal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    transaction_id: uuid.UUID
+    status: Status
+    reason: FailureReason | None = None
+
+
+@dataclass
+class BatchResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    postings: list[Posting] = field(default_factory=list)
+    touched: set[uuid.UUID] = field(default_factory=set)
+
+    @property
+    def completed(self) -> int:
+        return sum(1 for o in self.outcomes if o.status is Status.COMPLETED)
+
+
+def settle_batch(wallets: dict[uuid.UUID, WalletState], candidates: list[PendingTx]) -> BatchResult:
+    """Settle what can be settled, mutating `wallets` to the balances after the batch."""
+    by_wallet: dict[uuid.UUID, list[PendingTx]] = defaultdict(list)
+    for tx in candidates:
+        by_wallet[tx.debit_wallet_id].append(tx)
+    queues = {}
+    for wallet_id, txs in by_wallet.items():
+        txs.sort(key=lambda t: t.seq)
+        run = []
+        expected = wallets[wallet_id].settled_seq + 1
+        for tx in txs:  # keep only the consecutive run that may settle now
+            if tx.seq != expected:
+                break
+            run.append(tx)
+            expected += 1
+        if run:
+            queues[wallet_id] = run
+    # Across wallets, settle in acceptance order (oldest head first) so a credit accepted before a
+    # debit is applied first; within a wallet, strictly by seq.
+    heap = [(q[0].created_at, q[0].seq, wallet_id, 0) for wallet_id, q in queues.items()]
+    heapq.heapify(heap)
+    result = BatchResult()
+    while heap:
+        _, _, wallet_id, index = heapq.heappop(heap)
+        tx = queues[wallet_id][index]
+        _settle_one(wallets, tx, result)
+        if index + 1 < len(queues[wallet_id]):
+            nxt = queues[wallet_id][index + 1]
+            heapq.heappush(heap, (nxt.created_at, nxt.seq, wallet_id, index + 1))
+    return result
+
+
+def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: BatchResult) -> None:
+    debit, credit = wallets[tx.debit_wallet_id], wallets[tx.credit_wallet_id]
+    debit.reserved -= tx.amount
+    debit.settled_seq = tx.seq
+    result.touched.add(debit.id)
+    reason = failure_reason(debit, credit, tx.amount)
+    if reason is not None:
+        result.outcomes.append(Outcome(tx.id, Status.FAILED, reason))
+        return
+    debit.balance -= tx.amount
+    credit.balance += tx.amount
+    result.touched.add(credit.id)
+    result.outcomes.append(Outcome(tx.id, Status.COMPLETED))
+    result.postings.append(Posting(tx.id, debit.id, -tx.amount, debit.balance))
+    result.postings.append(Posting(tx.id, credit.id, tx.amount, credit.balance))
+
+
+def failure_reason(
+    debit: WalletState, credit: WalletState, amount: Decimal
+) -> FailureReason | None:
+    if not debit.is_active:
+        return FailureReason.SENDER_INACTIVE
+    if not credit.is_active:
+        return FailureReason.RECIPIENT_INACTIVE
+    if not debit.may_go_negative and debit.balance < amount:
+        return FailureReason.INSUFFICIENT_BALANCE
+    return None

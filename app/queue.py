@@ -1,0 +1,54 @@
+"""Publishing work to the Celery workers from the API and beat, by task name (the API never
+imports `workers/`). Publishing is best effort: the database is the source of truth and the
+sweeper re-enqueues anything whose message was lost, so a broker outage never fails a request."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery import Celery
+
+log = logging.getLogger(__name__)
+
+SETTLE_SHARD = "settlement.settle_shard"
+_KICK_FLAG = "settle:queued:{shard}"
+_KICK_FLAG_TTL = 10
+
+
+class TaskQueue:
+    def __init__(self, broker_url: str, redis_client: redis.Redis) -> None:
+        self._celery = Celery("wallet-producer", set_as_current=False)
+        self._celery.config_from_object("celeryconfig")
+        self._celery.conf.broker_url = broker_url
+        self._celery.conf.broker_connection_timeout = 2
+        self._celery.conf.broker_connection_retry = False
+        self._redis = redis_client
+
+    def send(self, name: str, *args: Any) -> bool:
+        try:
+            self._celery.send_task(name, args=list(args), retry=False)
+            return True
+        except Exception as exc:  # noqa: BLE001 - any broker failure: the sweeper recovers
+            log.warning("could not enqueue %s%s: %s", name, args, exc)
+            return False
+
+    def kick_settlement(self, shard: int, *, force: bool = False) -> None:
+        """Ask for shard `shard` to be settled. A short-lived flag coalesces a burst of kicks into
+        one queued job (the job clears the flag when it starts)."""
+        try:
+            if not force and not self._redis.set(
+                _KICK_FLAG.format(shard=shard), 1, nx=True, ex=_KICK_FLAG_TTL
+            ):
+                return
+        except redis.RedisError as exc:
+            log.warning("redis unavailable, settlement kick for shard %s deferred: %s", shard, exc)
+            return
+        self.send(SETTLE_SHARD, shard)
+
+    def clear_kick(self, shard: int) -> None:
+        try:
+            self._redis.delete(_KICK_FLAG.format(shard=shard))
+        except redis.RedisError:
+            pass

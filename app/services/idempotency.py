@@ -1,0 +1,126 @@
+"""Idempotency keys (IETF draft rules), kept in the same database transaction as the business row.
+
+Same key + same request → the stored response is replayed; same key + different request → 422;
+same key while the first request is still in flight (it is waiting for settlement) → 409. Keys
+are scoped to the caller and expire after `idempotency_ttl_hours` (a beat job deletes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from app.domain.errors import (
+    IdempotencyKeyInFlightError,
+    IdempotencyKeyRequiredError,
+    IdempotencyKeyReusedError,
+)
+from app.models import IdempotencyKey
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+def validate_key(raw: str | None) -> str:
+    key = (raw or "").strip()
+    if not key:
+        raise IdempotencyKeyRequiredError()
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise IdempotencyKeyRequiredError(
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters"
+        )
+    return key
+
+
+def fingerprint(method: str, path: str, payload: Any) -> str:
+    """A digest of the validated request, so formatting differences in the body don't count."""
+    canonical = json.dumps([method, path, payload], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def claim(
+    session: Session,
+    owner_id: uuid.UUID,
+    key: str,
+    digest: str,
+    ttl: timedelta,
+    hold: timedelta | None = None,
+) -> int | Reply:
+    """Claim `key` for this request: its row id if new, or the stored Reply to replay.
+
+    A concurrent first request holds the unique index entry until it commits; the INSERT waits for
+    it and then sees its row, so 40 simultaneous duplicates produce one transaction.
+    """
+    now = datetime.now(UTC)
+    values = dict(
+        owner_id=owner_id,
+        key=key,
+        fingerprint=digest,
+        state="in_flight",
+        response_status=0,
+        response_body={},
+        locked_until=now + hold if hold else None,
+        expires_at=now + ttl,
+    )
+    for _ in range(2):
+        claimed = session.scalar(
+            insert(IdempotencyKey)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(IdempotencyKey.id)
+        )
+        if claimed is not None:
+            return claimed
+        existing = session.scalars(
+            select(IdempotencyKey).where(
+                IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key
+            )
+        ).one()
+        if existing.expires_at <= now:
+            session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
+            continue
+        if existing.fingerprint != digest:
+            raise IdempotencyKeyReusedError()
+        if existing.state == "in_flight" and existing.locked_until and existing.locked_until > now:
+            raise IdempotencyKeyInFlightError()
+        return Reply(existing.response_status, existing.response_body, replayed=True)
+    raise IdempotencyKeyInFlightError()  # pragma: no cover - expired and re-created concurrently
+
+
+def store(session: Session, key_id: int, reply: Reply, *, in_flight: bool = False) -> None:
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.id == key_id)
+        .values(
+            state="in_flight" if in_flight else "completed",
+            response_status=reply.status,
+            response_body=reply.body,
+            transaction_id=_uuid_or_none(reply.body.get("transaction_id")),
+        )
+    )
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+def expire(session: Session) -> int:
+    """Delete keys past their expiry; returns how many."""
+    result = session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.expires_at < datetime.now(UTC))
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

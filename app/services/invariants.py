@@ -1,0 +1,75 @@
+"""The ledger's invariants, checked by `flask ledger check` and a beat job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.services.wallets import CHAIN_USER_ID, ISSUANCE_USER_ID
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    subject: str
+    detail: str
+
+
+_CHECKS: dict[str, str] = {
+    "balance_equals_entries": """
+        SELECT w.id::text,
+               'balance ' || w.balance || ' but entries sum to ' || COALESCE(e.total, 0)
+          FROM wallets w
+          LEFT JOIN (SELECT wallet_id, SUM(amount) AS total
+                       FROM ledger_entries GROUP BY wallet_id) e
+            ON e.wallet_id = w.id
+         WHERE w.balance <> COALESCE(e.total, 0)
+    """,
+    "completed_has_two_entries_summing_to_zero": """
+        SELECT t.id::text, COUNT(e.id) || ' entries summing to ' || COALESCE(SUM(e.amount), 0)
+          FROM transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+         WHERE t.status = 'completed'
+         GROUP BY t.id
+        HAVING COUNT(e.id) <> 2 OR COALESCE(SUM(e.amount), 0) <> 0
+    """,
+    "only_completed_have_entries": """
+        SELECT t.id::text, t.status || ' transaction has ledger entries'
+          FROM transactions t
+         WHERE t.status <> 'completed'
+           AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)
+    """,
+    "no_negative_balance": """
+        SELECT id::text, 'balance ' || balance FROM wallets WHERE kind <> 'external' AND balance < 0
+    """,
+    "reserved_equals_pending_debits": """
+        SELECT w.id::text,
+               'reserved ' || w.reserved || ' but pending debits ' || COALESCE(p.total, 0)
+          FROM wallets w
+          LEFT JOIN (SELECT debit_wallet_id, SUM(amount) AS total FROM transactions
+                      WHERE status = 'pending' GROUP BY debit_wallet_id) p
+            ON p.debit_wallet_id = w.id
+         WHERE w.reserved <> COALESCE(p.total, 0)
+    """,
+    "held_equals_issued_plus_deposited_minus_withdrawn": """
+        SELECT 'ledger', 'wallets hold ' || held || ' but issued ' || issued
+               || ' + deposited - withdrawn ' || net_chain
+          FROM (SELECT COALESCE(SUM(balance) FILTER (WHERE kind <> 'external'), 0) AS held,
+                       -COALESCE(SUM(balance) FILTER (WHERE user_id = :issuance), 0) AS issued,
+                       -COALESCE(SUM(balance) FILTER (WHERE user_id = :chain), 0) AS net_chain,
+                       COALESCE(SUM(balance) FILTER (WHERE kind = 'external'
+                                AND user_id NOT IN (:issuance, :chain)), 0) AS other
+                  FROM wallets) totals
+         WHERE held <> issued + net_chain OR other <> 0
+    """,
+}
+
+
+def check(session: Session) -> list[Violation]:
+    params = {"issuance": ISSUANCE_USER_ID, "chain": CHAIN_USER_ID}
+    violations = []
+    for rule, sql in _CHECKS.items():
+        for subject, detail in session.execute(text(sql), params if ":" in sql else {}):
+            violations.append(Violation(rule, str(subject), str(detail)))
+    return violations

@@ -1,0 +1,327 @@
+"""Batch settlement: one job settles many PENDING transactions per database commit.
+
+A job owns one shard (transactions are sharded by debit wallet) through a session advisory lock,
+and loops: select the oldest pending transactions of the shard, lock every wallet they touch in id
+order (`FOR NO KEY UPDATE`: no deadlocks between jobs, none with submissions), let the domain
+decide, then write statuses, postings and balances with three set-based statements and commit.
+
+Ordering comes from the database: a wallet's debits settle strictly in `seq` order because only
+`settled_seq + 1` may settle next, whatever the queue does. Redelivered or duplicate jobs find
+nothing pending (status compare-and-set) and change nothing.
+
+Crash safety: before each batch the shard's `unclean_runs` is incremented and committed; the batch
+resets it. A value above 1 means a previous run died mid-batch, so the next run settles wallet by
+wallet, counting attempts on each wallet's next transaction, and fails a transaction that keeps
+killing its settlement (`settlement_error`) instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, text
+from sqlalchemy.exc import DBAPIError
+
+from app.bootstrap import Wiring
+from app.config import Config
+from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
+from app.domain.transactions import FailureReason
+
+log = logging.getLogger(__name__)
+
+ADVISORY_NAMESPACE = 7301
+
+_MARK_UNCLEAN = text(
+    """
+    INSERT INTO settlement_shards (shard, unclean_runs) VALUES (:shard, 1)
+    ON CONFLICT (shard) DO UPDATE SET unclean_runs = settlement_shards.unclean_runs + 1
+    RETURNING unclean_runs
+    """
+)
+_MARK_CLEAN = text("UPDATE settlement_shards SET unclean_runs = 0 WHERE shard = :shard")
+_CANDIDATES = text(
+    """
+    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at
+      FROM transactions
+     WHERE status = 'pending' AND shard = :shard
+     ORDER BY created_at
+     LIMIT :limit
+    """
+)
+_WALLET_CANDIDATES = text(
+    """
+    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at
+      FROM transactions
+     WHERE status = 'pending' AND debit_wallet_id = :wallet_id
+     ORDER BY seq
+     LIMIT :limit
+    """
+)
+_LOCK_WALLETS = text(
+    """
+    SELECT id, kind, balance, reserved, settled_seq, is_active
+      FROM wallets
+     WHERE id = ANY(CAST(:ids AS uuid[]))
+     ORDER BY id
+       FOR NO KEY UPDATE
+    """
+)
+_UPDATE_TRANSACTIONS = text(
+    """
+    UPDATE transactions AS t
+       SET status = v.status,
+           failure_reason = v.reason,
+           updated_at = now(),
+           completed_at = CASE WHEN v.status = 'completed' THEN now() END
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]))
+           AS v(id, status, reason)
+     WHERE t.id = v.id AND t.status = 'pending'
+    """
+)
+_INSERT_POSTINGS = text(
+    """
+    INSERT INTO ledger_entries (transaction_id, wallet_id, amount, balance_after)
+    SELECT * FROM unnest(CAST(:tx AS uuid[]), CAST(:wallet AS uuid[]),
+                         CAST(:amount AS numeric[]), CAST(:balance AS numeric[]))
+    """
+)
+_UPDATE_WALLETS = text(
+    """
+    UPDATE wallets AS w
+       SET balance = v.balance, reserved = v.reserved, settled_seq = v.settled_seq
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]),
+                  CAST(:reserved AS numeric[]), CAST(:seqs AS bigint[]))
+           AS v(id, balance, reserved, settled_seq)
+     WHERE w.id = v.id
+    """
+)
+_BUMP_ATTEMPTS = text(
+    """
+    UPDATE transactions SET attempts = attempts + 1
+     WHERE id = (SELECT t.id FROM transactions t JOIN wallets w ON w.id = t.debit_wallet_id
+                  WHERE t.debit_wallet_id = :wallet_id AND t.status = 'pending'
+                    AND t.seq = w.settled_seq + 1)
+    RETURNING id, attempts
+    """
+)
+_HAS_PENDING = text(
+    "SELECT EXISTS (SELECT 1 FROM transactions WHERE status = 'pending' AND shard = :shard)"
+)
+
+
+class ConcurrentChangeError(RuntimeError):
+    """A compare-and-set found a transaction no longer PENDING: roll the batch back."""
+
+
+@dataclass
+class RunReport:
+    settled: int = 0
+    batches: int = 0
+    more: bool = False
+
+
+def run_shard(wiring: Wiring, shard: int) -> RunReport:
+    """Settle shard `shard` until it is empty or the job's time budget is spent."""
+    config = wiring.config
+    report = RunReport()
+    deadline = time.monotonic() + config.settlement_job_seconds
+    with wiring.db.engine.connect() as conn:
+        while True:
+            if not _try_lock(conn, shard):
+                return report  # another job owns the shard; it re-checks after unlocking
+            try:
+                while time.monotonic() < deadline:
+                    settled, more = _settle_next(conn, config, shard)
+                    report.settled += settled
+                    report.batches += 1
+                    if not more:
+                        break
+            finally:
+                _unlock(conn, shard)
+            # Re-check after unlocking: work committed while we held the lock may have had its
+            # own job skip the shard because we were on it.
+            pending = bool(conn.scalar(_HAS_PENDING, {"shard": shard}))
+            conn.commit()
+            if not pending:
+                return report
+            if time.monotonic() >= deadline:
+                report.more = True
+                wiring.queue.kick_settlement(shard, force=True)
+                return report
+
+
+def _try_lock(conn: Connection, shard: int) -> bool:
+    locked = bool(
+        conn.scalar(
+            text("SELECT pg_try_advisory_lock(:ns, :shard)"),
+            {"ns": ADVISORY_NAMESPACE, "shard": shard},
+        )
+    )
+    conn.commit()
+    return locked
+
+
+def _unlock(conn: Connection, shard: int) -> None:
+    conn.rollback()
+    conn.execute(
+        text("SELECT pg_advisory_unlock(:ns, :shard)"), {"ns": ADVISORY_NAMESPACE, "shard": shard}
+    )
+    conn.commit()
+
+
+def _settle_next(conn: Connection, config: Config, shard: int) -> tuple[int, bool]:
+    """One batch. Returns (transactions settled, whether the shard may have more)."""
+    with conn.begin():
+        unclean = int(conn.scalar(_MARK_UNCLEAN, {"shard": shard}) or 0)
+    if unclean <= 1:
+        try:
+            with conn.begin():
+                rows = conn.execute(
+                    _CANDIDATES, {"shard": shard, "limit": config.settlement_batch_size}
+                ).all()
+                result = _settle_rows(conn, rows)
+                conn.execute(_MARK_CLEAN, {"shard": shard})
+            return len(result.outcomes), len(rows) == config.settlement_batch_size
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise
+            log.exception("batch settlement of shard %s failed; isolating wallets", shard)
+        except ConcurrentChangeError:
+            log.warning("concurrent change while settling shard %s; isolating wallets", shard)
+    return _settle_isolated(conn, config, shard), True
+
+
+def _settle_rows(conn: Connection, rows: Sequence[Row[Any]]) -> BatchResult:
+    candidates = [
+        PendingTx(r.id, r.debit_wallet_id, r.credit_wallet_id, r.amount, r.seq, r.created_at)
+        for r in rows
+    ]
+    if not candidates:
+        return BatchResult()
+    ids = sorted({t.debit_wallet_id for t in candidates} | {t.credit_wallet_id for t in candidates})
+    wallets = {
+        w.id: WalletState(w.id, w.kind, w.balance, w.reserved, w.settled_seq, w.is_active)
+        for w in conn.execute(_LOCK_WALLETS, {"ids": ids})
+    }
+    result = settle_batch(wallets, candidates)
+    if result.outcomes:
+        _write(conn, wallets, result)
+    return result
+
+
+def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
+    updated = conn.execute(
+        _UPDATE_TRANSACTIONS,
+        {
+            "ids": [o.transaction_id for o in result.outcomes],
+            "statuses": [o.status.value for o in result.outcomes],
+            "reasons": [o.reason.value if o.reason else None for o in result.outcomes],
+        },
+    ).rowcount
+    if updated != len(result.outcomes):
+        raise ConcurrentChangeError(f"{updated} of {len(result.outcomes)} still pending")
+    if result.postings:
+        conn.execute(
+            _INSERT_POSTINGS,
+            {
+                "tx": [p.transaction_id for p in result.postings],
+                "wallet": [p.wallet_id for p in result.postings],
+                "amount": [p.amount for p in result.postings],
+                "balance": [p.balance_after for p in result.postings],
+            },
+        )
+    touched = [wallets[w] for w in sorted(result.touched)]
+    conn.execute(
+        _UPDATE_WALLETS,
+        {
+            "ids": [w.id for w in touched],
+            "balances": [w.balance for w in touched],
+            "reserved": [w.reserved for w in touched],
+            "seqs": [w.settled_seq for w in touched],
+        },
+    )
+
+
+def _settle_isolated(conn: Connection, config: Config, shard: int) -> int:
+    """Wallet by wallet, each in its own transaction, so one poison transaction cannot block (or
+    crash-loop) the rest. A wallet's next transaction that has used up its attempts fails."""
+    with conn.begin():
+        wallet_ids = (
+            conn.execute(
+                text(
+                    "SELECT DISTINCT debit_wallet_id FROM transactions"
+                    " WHERE status = 'pending' AND shard = :shard LIMIT :limit"
+                ),
+                {"shard": shard, "limit": config.settlement_batch_size},
+            )
+            .scalars()
+            .all()
+        )
+    settled = 0
+    for wallet_id in wallet_ids:
+        with conn.begin():
+            bumped = conn.execute(_BUMP_ATTEMPTS, {"wallet_id": wallet_id}).first()
+        if bumped is None:
+            continue
+        try:
+            with conn.begin():
+                if bumped.attempts > config.settlement_max_attempts:
+                    settled += _fail_poison(conn, bumped.id)
+                else:
+                    rows = conn.execute(
+                        _WALLET_CANDIDATES,
+                        {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
+                    ).all()
+                    settled += len(_settle_rows(conn, rows).outcomes)
+        except (DBAPIError, ConcurrentChangeError) as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                raise
+            log.exception("settling wallet %s failed (attempt %s)", wallet_id, bumped.attempts)
+    with conn.begin():
+        conn.execute(_MARK_CLEAN, {"shard": shard})
+    return settled
+
+
+def _fail_poison(conn: Connection, tx_id: uuid.UUID) -> int:
+    """Fail a transaction that keeps breaking settlement, releasing its reservation."""
+    row = conn.execute(
+        text(
+            "UPDATE transactions SET status = 'failed', failure_reason = :reason,"
+            " updated_at = now() WHERE id = :id AND status = 'pending'"
+            " RETURNING debit_wallet_id, amount, seq"
+        ),
+        {"id": tx_id, "reason": FailureReason.SETTLEMENT_ERROR.value},
+    ).first()
+    if row is None:
+        return 0
+    conn.execute(
+        text("UPDATE wallets SET reserved = reserved - :amount, settled_seq = :seq WHERE id = :id"),
+        {"amount": row.amount, "seq": row.seq, "id": row.debit_wallet_id},
+    )
+    log.error("transaction %s failed after repeated settlement errors", tx_id)
+    return 1
+
+
+def sweep(wiring: Wiring) -> list[int]:
+    """Re-enqueue shards holding PENDING transactions older than `sweeper_stale_seconds` (their
+    enqueue was lost, or a worker died). Returns the shards kicked."""
+    with wiring.db.transaction() as session:
+        shards = (
+            session.execute(
+                text(
+                    "SELECT DISTINCT shard FROM transactions WHERE status = 'pending'"
+                    " AND created_at < now() - make_interval(secs => :age)"
+                ),
+                {"age": wiring.config.sweeper_stale_seconds},
+            )
+            .scalars()
+            .all()
+        )
+    for shard in shards:
+        wiring.queue.kick_settlement(shard, force=True)
+    return list(shards)

@@ -1,0 +1,228 @@
+"""Transfers end to end: HTTP → PENDING → real Celery worker → COMPLETED/FAILED."""
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, text
+
+from app.models import LedgerEntry, Transaction
+from tests.conftest import auth
+from tests.support import (
+    balance,
+    entries_of,
+    fund,
+    provision,
+    record_unchecked,
+    status_of,
+    wait_settled,
+    wallet,
+)
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def post_transfer(client, sender, recipient, amount, key=None, **headers):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(recipient), "amount": amount, "note": "lunch"},
+        headers={**auth(sender), "Idempotency-Key": key or str(uuid.uuid4()), **headers},
+    )
+
+
+def test_transfer_settles_with_two_entries_and_both_balances_move(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "100")
+    provision(app, bob)
+
+    response = post_transfer(client, alice, bob, "30.25")
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body == {
+        "success": True,
+        "transaction_id": body["transaction_id"],
+        "status": "pending",
+        "balance_after": None,
+    }
+    wait_settled(db, [body["transaction_id"]])
+
+    assert balance(db, alice) == Decimal("69.75")
+    assert balance(db, bob) == Decimal("30.25")
+    postings = entries_of(db, body["transaction_id"])
+    assert sorted(a for _, a in postings) == [Decimal("-30.25"), Decimal("30.25")]
+    detail = client.get(f"/api/wallet/transactions/{body['transaction_id']}", headers=auth(alice))
+    assert detail.get_json()["status"] == "completed"
+    assert detail.get_json()["balance_after"] == "69.750000"
+    assert detail.get_json()["amount"] == "-30.250000"
+    assert detail.get_json()["completed_at"] is not None
+
+
+def test_prefer_wait_answers_the_settled_state_synchronously(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "50")
+    provision(app, bob)
+    response = post_transfer(client, alice, bob, 20, Prefer="wait=5")
+    assert response.status_code == 200
+    assert response.headers["Preference-Applied"] == "wait=5"
+    body = response.get_json()
+    assert body["success"] is True
+    assert body["status"] == "completed"
+    assert body["balance_after"] == "30.000000"
+
+
+def test_histories_show_amounts_signed_from_each_side(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    tx_id = post_transfer(client, alice, bob, "4", Prefer="wait=5").get_json()["transaction_id"]
+    sent = client.get("/api/wallet", headers=auth(alice)).get_json()["transaction_history"]
+    received = client.get("/api/wallet", headers=auth(bob)).get_json()["transaction_history"]
+    assert [(i["id"], i["type"], i["amount"]) for i in sent][0] == (tx_id, "transfer", "-4.000000")
+    assert [(i["id"], i["type"], i["amount"]) for i in received] == [
+        (tx_id, "transfer", "4.000000")
+    ]
+    assert sent[1]["type"] == "reward" and sent[1]["amount"] == "10.000000"
+
+
+def test_transfer_beyond_available_balance_is_refused_and_records_nothing(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    response = post_transfer(client, alice, bob, "10.000001")
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "insufficient_balance"
+    assert response.get_json()["available_balance"] == "10.000000"
+    with db.transaction() as session:
+        count = session.scalar(
+            select(func.count()).select_from(Transaction).where(
+                Transaction.debit_wallet_id == wallet(db, alice).id
+            )
+        )
+    assert count == 0
+
+
+def test_pending_debits_count_against_the_available_balance(app, client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    shard = wallet(db, alice).id.int % wiring.config.settlement_shards
+    with db.engine.connect() as hold:  # keep settlement off alice's shard
+        hold.execute(text("SELECT pg_advisory_lock(7301, :s)"), {"s": shard})
+        assert post_transfer(client, alice, bob, "6").status_code == 202
+        overview = client.get("/api/wallet", headers=auth(alice)).get_json()["wallet"]
+        assert overview["balance"] == "10.000000"
+        assert overview["available_balance"] == "4.000000"
+        assert post_transfer(client, alice, bob, "5").get_json()["code"] == "insufficient_balance"
+        hold.execute(text("SELECT pg_advisory_unlock(7301, :s)"), {"s": shard})
+        hold.commit()
+
+
+def test_insufficient_balance_at_settlement_fails_and_leaves_balances_unchanged(app, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "5")
+    [tx_id] = record_unchecked(app, alice, bob, [Decimal("8")])
+    app.extensions["wallet"].queue.kick_settlement(wallet(db, alice).id.int % 8, force=True)
+    wait_settled(db, [tx_id])
+    with db.transaction() as session:
+        tx = session.get(Transaction, tx_id)
+        assert (tx.status, tx.failure_reason) == ("failed", "insufficient_balance")
+    assert balance(db, alice) == Decimal("5") and balance(db, bob) == Decimal("0")
+    assert wallet(db, alice).reserved == Decimal("0")
+    assert entries_of(db, tx_id) == []
+
+
+def test_two_hundred_interleaved_transfers_settle_in_seq_order_and_only_the_later_fail(  # type: ignore[no-untyped-def]
+    app, db, wiring
+) -> None:
+    sender = uuid.uuid4()
+    recipients = [uuid.uuid4() for _ in range(5)]
+    fund(app, sender, "120")
+    ids: list[uuid.UUID] = []
+    for batch in range(40):  # interleave recipients; 200 transfers of 1
+        ids += record_unchecked(app, sender, recipients[batch % 5], [Decimal(1)] * 5)
+    shard = wallet(db, sender).id.int % wiring.config.settlement_shards
+    for _ in range(8):  # duplicate jobs race on the 4 worker threads
+        wiring.queue.kick_settlement(shard, force=True)
+    wait_settled(db, ids, timeout=60)
+
+    with db.transaction() as session:
+        rows = session.execute(
+            select(Transaction.seq, Transaction.status, Transaction.failure_reason)
+            .where(Transaction.id.in_(ids))
+            .order_by(Transaction.seq)
+        ).all()
+    statuses = [r.status for r in rows]
+    assert statuses == ["completed"] * 120 + ["failed"] * 80
+    assert {r.failure_reason for r in rows[120:]} == {"insufficient_balance"}
+    assert balance(db, sender) == Decimal(0)
+    assert sum(balance(db, r) for r in recipients) == Decimal(120)
+
+
+def test_opposite_transfers_between_two_users_all_complete_without_deadlock(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "100")
+    fund(app, bob, "100")
+
+    def send(i: int) -> str:
+        sender, recipient = (alice, bob) if i % 2 else (bob, alice)
+        with app.test_client() as c:
+            response = post_transfer(c, sender, recipient, "1")
+            assert response.status_code == 202, response.get_json()
+            return str(response.get_json()["transaction_id"])
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        ids = list(pool.map(send, range(200)))
+    wait_settled(db, ids, timeout=60)
+    assert {status_of(db, i) for i in ids} == {"completed"}
+    assert balance(db, alice) == Decimal(100) and balance(db, bob) == Decimal(100)
+
+
+def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(app, client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    tx_id = post_transfer(client, alice, bob, "3", Prefer="wait=5").get_json()["transaction_id"]
+    shard = wallet(db, alice).id.int % wiring.config.settlement_shards
+    with db.transaction() as session:
+        before = session.scalar(select(func.count()).select_from(LedgerEntry))
+    for _ in range(5):
+        wiring.queue.send("settlement.settle_shard", shard)
+    from app.services import settlement
+
+    settlement.run_shard(wiring, shard)  # and once more in this thread, as a redelivery would
+    with db.transaction() as session:
+        after = session.scalar(select(func.count()).select_from(LedgerEntry))
+    assert after == before
+    assert balance(db, alice) == Decimal(7) and balance(db, bob) == Decimal(3)
+    assert len(entries_of(db, tx_id)) == 2
+
+
+def test_sweeper_completes_a_transfer_whose_enqueue_was_lost(app, config, db, wiring) -> None:  # type: ignore[no-untyped-def]
+    from app import create_app
+
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    # An API whose broker is unreachable: the request still succeeds, nothing is enqueued.
+    offline = create_app(config.replace(redis_url="redis://127.0.0.1:1/0"))
+    response = post_transfer(offline.test_client(), alice, bob, "2")
+    assert response.status_code == 202
+    tx_id = response.get_json()["transaction_id"]
+    assert status_of(db, tx_id) == "pending"
+    # The broker is back: beat fires the sweeper, which re-enqueues stale pending work.
+    import time
+
+    time.sleep(config.sweeper_stale_seconds + 0.2)
+    wiring.queue.send("settlement.sweep")
+    wait_settled(db, [tx_id])
+    assert status_of(db, tx_id) == "completed"
+    assert balance(db, bob) == Decimal(2)
+
+
+def test_an_unreachable_database_answers_503_to_a_transfer(config) -> None:  # type: ignore[no-untyped-def]
+    from app import create_app
+
+    offline = create_app(config.replace(database_url="postgresql+psycopg://x@127.0.0.1:1/none"))
+    response = post_transfer(offline.test_client(), uuid.uuid4(), uuid.uuid4(), "1")
+    assert response.status_code == 503
+    assert response.get_json()["code"] == "service_unavailable"

@@ -1,0 +1,120 @@
+"""Helpers for pipeline tests: funding users through the real pipeline, waiting, inspecting."""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from app.models import LedgerEntry, Transaction, Wallet
+from app.services import transfers
+from app.services.submission import shard_of
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def status_of(db: Any, tx_id: uuid.UUID | str) -> str:
+    with db.transaction() as session:
+        return str(session.scalar(select(Transaction.status).where(Transaction.id == tx_id)))
+
+
+def wait_settled(db: Any, tx_ids: list[Any], timeout: float = 30.0) -> None:
+    ids = [uuid.UUID(str(t)) for t in tx_ids]
+
+    def settled() -> bool:
+        with db.transaction() as session:
+            pending = session.scalar(
+                select(func.count())
+                .select_from(Transaction)
+                .where(Transaction.id.in_(ids), Transaction.status == "pending")
+            )
+        return pending == 0
+
+    wait_until(settled, timeout)
+
+
+def wallet(db: Any, user_id: uuid.UUID) -> Wallet:
+    with db.transaction() as session:
+        found = session.scalars(select(Wallet).where(Wallet.user_id == user_id)).one()
+        session.expunge(found)
+        return found
+
+
+def balance(db: Any, user_id: uuid.UUID) -> Decimal:
+    return wallet(db, user_id).balance
+
+
+def entries_of(db: Any, tx_id: Any) -> list[tuple[uuid.UUID, Decimal]]:
+    with db.transaction() as session:
+        rows = session.execute(
+            select(LedgerEntry.wallet_id, LedgerEntry.amount).where(
+                LedgerEntry.transaction_id == uuid.UUID(str(tx_id))
+            )
+        ).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def provision(app: Any, user_id: uuid.UUID) -> uuid.UUID:
+    return app.extensions["provisioner"].wallet_id_for(user_id, "user")  # type: ignore[no-any-return]
+
+
+def fund(app: Any, user_id: uuid.UUID, amount: Decimal | str) -> None:
+    """Give a user tokens the way production does: issuance into the platform wallet, then a
+    reward, both settled by the real worker."""
+    wiring, system = app.extensions["wallet"], app.extensions["system_wallets"]
+    provision(app, user_id)
+    value = Decimal(amount)
+    wait_settled(wiring.db, [transfers.mint(wiring, system, value, "test funding")])
+    service = uuid.uuid4()
+    app.extensions["provisioner"].wallet_id_for(service, "service")
+    reply = transfers.reward(
+        wiring,
+        system,
+        service,
+        transfers.Idempotency(str(uuid.uuid4()), "fund"),
+        [transfers.RewardItem(user_id, value, "test funding")],
+    )
+    wait_settled(wiring.db, reply.body["transaction_ids"])
+
+
+def record_unchecked(
+    app: Any, debit_user: uuid.UUID, credit_user: uuid.UUID, amounts: list[Decimal]
+) -> list[uuid.UUID]:
+    """Record PENDING transfers *without* the submit-time balance pre-check (reserving them like
+    the API does), so tests can exercise the settlement's own balance rule and ordering."""
+    wiring = app.extensions["wallet"]
+    debit, credit = provision(app, debit_user), provision(app, credit_user)
+    shards = wiring.config.settlement_shards
+    ids = [uuid.uuid4() for _ in amounts]
+    with wiring.db.transaction() as session:
+        last = session.scalar(
+            text(
+                "UPDATE wallets SET next_seq = next_seq + :n, reserved = reserved + :total"
+                " WHERE id = :id RETURNING next_seq"
+            ),
+            {"n": len(amounts), "total": sum(amounts), "id": debit},
+        )
+        first = int(last) - len(amounts) + 1
+        for i, (tx_id, amount) in enumerate(zip(ids, amounts, strict=True)):
+            session.execute(
+                text(
+                    "INSERT INTO transactions (id, kind, debit_wallet_id, credit_wallet_id,"
+                    " amount, seq, shard, created_at) VALUES (:id, 'transfer', :d, :c, :a, :seq,"
+                    " :shard, clock_timestamp())"
+                ),
+                {"id": tx_id, "d": debit, "c": credit, "a": amount, "seq": first + i,
+                 "shard": shard_of(debit, shards)},
+            )
+    return ids

@@ -1,0 +1,27 @@
+"""Periodic housekeeping: idempotency key expiry, ledger invariant checks."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from app.services import idempotency, invariants
+from workers.wiring import wiring
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="maintenance.expire_idempotency_keys", ignore_result=True)
+def expire_idempotency_keys() -> int:
+    with wiring().db.transaction() as session:
+        return idempotency.expire(session)
+
+
+@shared_task(name="maintenance.check_ledger", ignore_result=True)
+def check_ledger() -> int:
+    with wiring().db.transaction() as session:
+        violations = invariants.check(session)
+    for v in violations:
+        log.critical("LEDGER INVARIANT VIOLATED %s %s: %s", v.rule, v.subject, v.detail)
+    return len(violations)

@@ -1,0 +1,27 @@
+"""Settlement tasks. They take a shard number (an id), never objects."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from app.services import settlement
+from workers.wiring import wiring
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="settlement.settle_shard", ignore_result=True)
+def settle_shard(shard: int) -> int:
+    w = wiring()
+    w.queue.clear_kick(shard)
+    report = settlement.run_shard(w, shard)
+    if report.settled:
+        log.info("shard %s: settled %s in %s batches", shard, report.settled, report.batches)
+    return report.settled
+
+
+@shared_task(name="settlement.sweep", ignore_result=True)
+def sweep() -> list[int]:
+    return settlement.sweep(wiring())
