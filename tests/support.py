@@ -1,4 +1,5 @@
 """Helpers for pipeline tests: funding users through the real pipeline, waiting, inspecting."""
+
 from __future__ import annotations
 
 import time
@@ -114,7 +115,13 @@ def record_unchecked(
                     " amount, seq, shard, created_at) VALUES (:id, 'transfer', :d, :c, :a, :seq,"
                     " :shard, clock_timestamp())"
                 ),
-                {"id": tx_id, "d": debit, "c": credit, "a": amount, "seq": first + i,
-                 "shard": shard_of(debit, shards)},
+                {
+                    "id": tx_id,
+                    "d": debit,
+                    "c": credit,
+                    "a": amount,
+                    "seq": first + i,
+                    "shard": shard_of(debit, shards),
+                },
             )
     return ids

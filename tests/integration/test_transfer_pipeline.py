@@ -1,4 +1,5 @@
 """Transfers end to end: HTTP → PENDING → real Celery worker → COMPLETED/FAILED."""
+
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -94,9 +95,9 @@ def test_transfer_beyond_available_balance_is_refused_and_records_nothing(app, c
     assert response.get_json()["available_balance"] == "10.000000"
     with db.transaction() as session:
         count = session.scalar(
-            select(func.count()).select_from(Transaction).where(
-                Transaction.debit_wallet_id == wallet(db, alice).id
-            )
+            select(func.count())
+            .select_from(Transaction)
+            .where(Transaction.debit_wallet_id == wallet(db, alice).id)
         )
     assert count == 0
 
@@ -158,7 +159,9 @@ def test_two_hundred_interleaved_transfers_settle_in_seq_order_and_only_the_late
     assert sum(balance(db, r) for r in recipients) == Decimal(120)
 
 
-def test_opposite_transfers_between_two_users_all_complete_without_deadlock(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_opposite_transfers_between_two_users_all_complete_without_deadlock(
+    app, client, db
+) -> None:  # type: ignore[no-untyped-def]
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "100")
     fund(app, bob, "100")
@@ -177,7 +180,9 @@ def test_opposite_transfers_between_two_users_all_complete_without_deadlock(app,
     assert balance(db, alice) == Decimal(100) and balance(db, bob) == Decimal(100)
 
 
-def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(app, client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(
+    app, client, db, wiring
+) -> None:  # type: ignore[no-untyped-def]
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)

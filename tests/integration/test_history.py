@@ -1,0 +1,64 @@
+"""Transaction history: filters and a cursor that stays stable while new transactions arrive."""
+
+import uuid
+
+import pytest
+
+from tests.conftest import auth
+from tests.support import fund, provision, wait_settled
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def test_cursor_pages_are_stable_while_new_transactions_arrive(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "100")
+    provision(app, bob)
+
+    def send(amount: str) -> str:
+        return str(
+            client.post(
+                "/api/wallet/transfer",
+                json={"recipient_id": str(bob), "amount": amount},
+                headers={**auth(alice), "Idempotency-Key": str(uuid.uuid4())},
+            ).get_json()["transaction_id"]
+        )
+
+    sent = [send("1") for _ in range(7)]
+    wait_settled(db, sent)
+    page1 = client.get("/api/wallet/transactions?limit=3&type=transfer", headers=auth(alice))
+    body1 = page1.get_json()
+    assert [i["id"] for i in body1["items"]] == sent[::-1][:3]
+    newer = send("2")  # arrives between page fetches
+    body2 = client.get(
+        f"/api/wallet/transactions?limit=3&type=transfer&cursor={body1['next_cursor']}",
+        headers=auth(alice),
+    ).get_json()
+    body3 = client.get(
+        f"/api/wallet/transactions?limit=3&type=transfer&cursor={body2['next_cursor']}",
+        headers=auth(alice),
+    ).get_json()
+    seen = [i["id"] for i in body1["items"] + body2["items"] + body3["items"]]
+    assert seen == sent[::-1] and newer not in seen
+    assert body3["next_cursor"] is None
+
+
+def test_filters_by_type_status_and_time(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(bob), "amount": "1"},
+        headers={**auth(alice), "Idempotency-Key": "a", "Prefer": "wait=5"},
+    )
+    rewards = client.get("/api/wallet/transactions?type=reward", headers=auth(alice)).get_json()
+    assert [i["type"] for i in rewards["items"]] == ["reward"]
+    completed = client.get("/api/wallet/transactions?status=completed", headers=auth(alice))
+    assert len(completed.get_json()["items"]) == 2
+    future = client.get("/api/wallet/transactions?since=2999-01-01T00:00:00Z", headers=auth(alice))
+    assert future.get_json()["items"] == []
+    bad = client.get("/api/wallet/transactions?type=bogus&limit=1000", headers=auth(alice))
+    assert bad.status_code == 422 and {"type", "limit"} <= bad.get_json()["errors"]["query"].keys()
+    bad_cursor = client.get("/api/wallet/transactions?cursor=@@@", headers=auth(alice))
+    assert bad_cursor.status_code == 422 and bad_cursor.get_json()["code"] == "invalid_cursor"

@@ -1,0 +1,117 @@
+"""`flask ledger check`, `flask ledger mint`, and bounded settlement attempts."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+
+from app.models import Transaction, Wallet
+from tests.support import (
+    balance,
+    fund,
+    provision,
+    record_unchecked,
+    wait_settled,
+    wait_until,
+    wallet,
+)
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def test_ledger_check_passes_then_catches_a_hand_corrupted_balance(app, db) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    fund(app, user, "3")
+    runner = app.test_cli_runner()
+    ok = runner.invoke(args=["ledger", "check"])
+    assert ok.exit_code == 0, ok.output
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE wallets SET balance = balance + 1 WHERE user_id = :u"), {"u": user}
+        )
+    try:
+        broken = runner.invoke(args=["ledger", "check"])
+        assert broken.exit_code == 1
+        assert "balance_equals_entries" in broken.output
+        assert str(wallet(db, user).id) in broken.output
+        assert "held_equals_issued_plus_deposited_minus_withdrawn" in broken.output
+    finally:
+        with db.transaction() as session:
+            session.execute(
+                text("UPDATE wallets SET balance = balance - 1 WHERE user_id = :u"), {"u": user}
+            )
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_ledger_entries_cannot_be_changed_or_deleted(app, db) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    fund(app, user, "1")
+    for statement in (
+        "UPDATE ledger_entries SET amount = 0",
+        "DELETE FROM ledger_entries",
+        "TRUNCATE ledger_entries CASCADE",
+    ):
+        with pytest.raises(Exception, match="append-only"):
+            with db.transaction() as session:
+                session.execute(text(statement))
+
+
+def test_mint_credits_the_platform_wallet_from_the_issuance_account(
+    app, db, system_wallets
+) -> None:  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        before = session.get(Wallet, system_wallets.platform()).balance
+    result = app.test_cli_runner().invoke(args=["ledger", "mint", "250.5"])
+    assert result.exit_code == 0, result.output
+    tx_id = result.output.split()[1]
+    wait_settled(db, [tx_id])
+    with db.transaction() as session:
+        assert session.get(Wallet, system_wallets.platform()).balance == before + Decimal("250.5")
+        tx = session.get(Transaction, uuid.UUID(tx_id))
+        assert (tx.kind, tx.status) == ("issuance", "completed")
+    assert app.test_cli_runner().invoke(args=["ledger", "mint", "-1"]).exit_code != 0
+    assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_a_poison_transaction_fails_after_bounded_attempts_instead_of_looping(
+    app, db, wiring
+) -> None:  # type: ignore[no-untyped-def]
+    """A transaction whose settlement always errors (here: the recipient's balance would overflow
+    NUMERIC(18,6)) ends FAILED `settlement_error`; the sender's later transactions still settle."""
+    sender, whale, normal = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    fund(app, sender, "2")
+    provision(app, normal)
+    whale_wallet = provision(app, whale)
+    with db.transaction() as session:  # a balance at the top of the column's range
+        session.execute(
+            text("UPDATE wallets SET kind = 'external', balance = 999999999999 WHERE id = :w"),
+            {"w": whale_wallet},
+        )
+    try:
+        [poison] = record_unchecked(app, sender, whale, [Decimal(1)])
+        [later] = record_unchecked(app, sender, normal, [Decimal(1)])
+        shard = wallet(db, sender).id.int % wiring.config.settlement_shards
+
+        def done() -> bool:
+            wiring.queue.kick_settlement(shard, force=True)
+            return _status(db, later) != "pending"
+
+        wait_until(done, timeout=60, interval=0.3)
+        with db.transaction() as session:
+            failed = session.get(Transaction, poison)
+            assert (failed.status, failed.failure_reason) == ("failed", "settlement_error")
+            assert failed.attempts > wiring.config.settlement_max_attempts
+        assert _status(db, later) == "completed"
+        assert balance(db, sender) == Decimal(1) and balance(db, normal) == Decimal(1)
+    finally:
+        with db.transaction() as session:
+            session.execute(
+                text("UPDATE wallets SET balance = 0, kind = 'user' WHERE id = :w"),
+                {"w": whale_wallet},
+            )
+
+
+def _status(db, tx_id) -> str:  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        return str(session.get(Transaction, tx_id).status)
