@@ -37,7 +37,7 @@ class Config:
     max_transfer_amount: Decimal = Decimal("1000000")
     default_low_balance_threshold: Decimal = Decimal("10")
     settlement_shards: int = 8
-    settlement_batch_size: int = 2000
+    settlement_batch_size: int = 5000
     settlement_max_attempts: int = 5
     settlement_job_seconds: float = 5.0
     sweeper_interval_seconds: float = 5.0
@@ -60,7 +60,7 @@ class Config:
             max_transfer_amount=_decimal(env, "MAX_TRANSFER_AMOUNT", "1000000"),
             default_low_balance_threshold=_decimal(env, "LOW_BALANCE_THRESHOLD", "10"),
             settlement_shards=_int(env, "SETTLEMENT_SHARDS", 8),
-            settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 2000),
+            settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 5000),
             settlement_max_attempts=_int(env, "SETTLEMENT_MAX_ATTEMPTS", 5),
             sweeper_interval_seconds=_float(env, "SWEEPER_INTERVAL_SECONDS", 5.0),
             sweeper_stale_seconds=_float(env, "SWEEPER_STALE_SECONDS", 3.0),
