@@ -45,3 +45,41 @@ def test_readyz_over_http(live_server) -> None:  # type: ignore[no-untyped-def]
         200,
         {"status": "ready", "checks": {"database": "ok", "redis": "ok"}},
     )
+
+
+def _post(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:  # type: ignore[type-arg]
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_a_transfer_over_http_settles_through_the_worker(live_server, app, db, worker) -> None:  # type: ignore[no-untyped-def]
+    from decimal import Decimal
+
+    from tests.support import balance, fund
+
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "12")
+    _get(f"{live_server}/api/wallet", auth(bob))
+    status, body = _post(
+        f"{live_server}/api/wallet/transfer",
+        {"recipient_id": str(bob), "amount": 2.5},
+        {**auth(alice), "Idempotency-Key": "e2e-1", "Prefer": "wait=10"},
+    )
+    assert status == 200, body
+    assert (body["status"], body["balance_after"]) == ("completed", "9.500000")
+    assert balance(db, bob) == Decimal("2.5")
+    status, replay = _post(
+        f"{live_server}/api/wallet/transfer",
+        {"recipient_id": str(bob), "amount": "2.5"},
+        {**auth(alice), "Idempotency-Key": "e2e-1"},
+    )
+    assert (status, replay) == (200, body)
