@@ -111,8 +111,15 @@ class Transaction(Base):
             "ix_transactions_pending",
             "shard",
             "created_at",
-            postgresql_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending' AND stage IS NULL"),
         ),
+        Index(
+            "ix_transactions_chain_stage",
+            "stage",
+            "created_at",
+            postgresql_where=text("stage IS NOT NULL"),
+        ),
+        CheckConstraint("stage IS NULL OR stage IN ('awaiting_payment', 'on_chain')", name="stage"),
         Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),
         Index("ix_transactions_credit_history", "credit_wallet_id", "created_at", "id"),
         Index("ix_transactions_parent_id", "parent_id"),
@@ -121,6 +128,10 @@ class Transaction(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     kind: Mapped[str] = mapped_column(Text, nullable=False)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default="pending")
+    # Chain-bound PENDING work outside the ledger batches: a deposit `awaiting_payment`, or a
+    # withdrawal already debited in the ledger and now `on_chain` (sent, awaiting finality).
+    stage: Mapped[str | None] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     debit_wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
     credit_wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
     amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
@@ -233,3 +244,23 @@ class SettlementShard(Base):
 
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     unclean_runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+
+
+class WalletChallenge(Base):
+    """A Sign-In-With-Solana challenge: the exact message a user must sign to connect an address.
+    Single use (`consumed_at`), short-lived, bound to the user who asked for it."""
+
+    __tablename__ = "wallet_challenges"
+    __table_args__ = (
+        UniqueConstraint("nonce"),
+        Index("ix_wallet_challenges_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    address: Mapped[str] = mapped_column(Text, nullable=False)
+    nonce: Mapped[str] = mapped_column(Text, nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    consumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -3,7 +3,8 @@
 The caller loads the wallets involved (locked) and the candidate transactions; this decides, in
 order, which complete and which fail, and the resulting balances and postings. Ordering rule: a
 wallet's debits settle strictly in `seq` order starting right after its `settled_seq`; a
-transaction whose predecessor is not in this batch waits for a later one.
+transaction whose predecessor is not in this batch waits for a later one. External contra
+accounts (issuance, chain) are exempt: they may go negative, so nothing depends on their order.
 """
 
 from __future__ import annotations
@@ -76,13 +77,7 @@ def settle_batch(wallets: dict[uuid.UUID, WalletState], candidates: list[Pending
     queues = {}
     for wallet_id, txs in by_wallet.items():
         txs.sort(key=lambda t: t.seq)
-        run = []
-        expected = wallets[wallet_id].settled_seq + 1
-        for tx in txs:  # keep only the consecutive run that may settle now
-            if tx.seq != expected:
-                break
-            run.append(tx)
-            expected += 1
+        run = txs if wallets[wallet_id].may_go_negative else _consecutive(wallets[wallet_id], txs)
         if run:
             queues[wallet_id] = run
     # Across wallets, settle in acceptance order (oldest head first) so a credit accepted before a
@@ -100,10 +95,24 @@ def settle_batch(wallets: dict[uuid.UUID, WalletState], candidates: list[Pending
     return result
 
 
+def _consecutive(wallet: WalletState, txs: list[PendingTx]) -> list[PendingTx]:
+    """The run of `txs` (sorted by seq) that may settle now: settled_seq + 1, + 2, … An external
+    contra account never refuses a debit, so its order does not matter and it is not held back
+    by, say, a deposit still awaiting payment."""
+    run = []
+    expected = wallet.settled_seq + 1
+    for tx in txs:
+        if tx.seq != expected:
+            break
+        run.append(tx)
+        expected += 1
+    return run
+
+
 def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: BatchResult) -> None:
     debit, credit = wallets[tx.debit_wallet_id], wallets[tx.credit_wallet_id]
     debit.reserved -= tx.amount
-    debit.settled_seq = tx.seq
+    debit.settled_seq = max(debit.settled_seq, tx.seq)
     result.touched.add(debit.id)
     reason = failure_reason(debit, credit, tx.amount)
     if reason is not None:

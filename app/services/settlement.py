@@ -48,7 +48,7 @@ _CANDIDATES = text(
     """
     SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at
       FROM transactions
-     WHERE status = 'pending' AND shard = :shard
+     WHERE status = 'pending' AND stage IS NULL AND shard = :shard
      ORDER BY created_at
      LIMIT :limit
     """
@@ -57,7 +57,7 @@ _WALLET_CANDIDATES = text(
     """
     SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at
       FROM transactions
-     WHERE status = 'pending' AND debit_wallet_id = :wallet_id
+     WHERE status = 'pending' AND stage IS NULL AND debit_wallet_id = :wallet_id
      ORDER BY seq
      LIMIT :limit
     """
@@ -103,14 +103,15 @@ _UPDATE_WALLETS = text(
 _BUMP_ATTEMPTS = text(
     """
     UPDATE transactions SET attempts = attempts + 1
-     WHERE id = (SELECT t.id FROM transactions t JOIN wallets w ON w.id = t.debit_wallet_id
-                  WHERE t.debit_wallet_id = :wallet_id AND t.status = 'pending'
-                    AND t.seq = w.settled_seq + 1)
+     WHERE id = (SELECT id FROM transactions
+                  WHERE debit_wallet_id = :wallet_id AND status = 'pending' AND stage IS NULL
+                  ORDER BY seq LIMIT 1)
     RETURNING id, attempts
     """
 )
 _HAS_PENDING = text(
-    "SELECT EXISTS (SELECT 1 FROM transactions WHERE status = 'pending' AND shard = :shard)"
+    "SELECT EXISTS (SELECT 1 FROM transactions"
+    " WHERE status = 'pending' AND stage IS NULL AND shard = :shard)"
 )
 
 
@@ -300,7 +301,10 @@ def _fail_poison(conn: Connection, tx_id: uuid.UUID) -> int:
     if row is None:
         return 0
     conn.execute(
-        text("UPDATE wallets SET reserved = reserved - :amount, settled_seq = :seq WHERE id = :id"),
+        text(
+            "UPDATE wallets SET reserved = reserved - :amount,"
+            " settled_seq = GREATEST(settled_seq, :seq) WHERE id = :id"
+        ),
         {"amount": row.amount, "seq": row.seq, "id": row.debit_wallet_id},
     )
     log.error("transaction %s failed after repeated settlement errors", tx_id)
