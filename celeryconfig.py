@@ -28,6 +28,7 @@ imports = ("workers.tasks",)
 task_default_queue = "default"
 task_routes = {
     "settlement.*": {"queue": "settlement"},
+    "chain.*": {"queue": "chain"},
 }
 
 
@@ -42,6 +43,13 @@ beat_schedule: dict[str, dict[str, object]] = {
         "schedule": _env_float("SWEEPER_INTERVAL_SECONDS", 5.0),
         "options": {"expires": 30},
     },
+    # Withdrawals forward and deposits watched on the chain.
+    "chain-poll": {
+        "task": "chain.poll",
+        "schedule": _env_float("CHAIN_POLL_SECONDS", 3.0),
+        "options": {"expires": 30},
+    },
+    "scan-late-deposits": {"task": "chain.scan_late_deposits", "schedule": 300.0},
     "expire-idempotency-keys": {"task": "maintenance.expire_idempotency_keys", "schedule": 3600.0},
     "check-ledger": {
         "task": "maintenance.check_ledger",

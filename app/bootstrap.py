@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
+from app.chain.solana import SolanaRpcClient
 from app.config import Config
 from app.db import Database
 from app.queue import TaskQueue
@@ -17,6 +18,8 @@ class Wiring:
     db: Database
     redis: redis.Redis
     queue: TaskQueue
+    chain: SolanaRpcClient
+    chain_quick: SolanaRpcClient  # for request paths: one short try, no retries
 
 
 def bootstrap(config: Config) -> Wiring:
@@ -29,4 +32,8 @@ def bootstrap(config: Config) -> Wiring:
         db=Database(config.database_url, pool_size=config.database_pool_size),
         redis=client,
         queue=TaskQueue(config.redis_url, client),
+        chain=SolanaRpcClient(
+            config.solana_rpc_url, timeout=config.rpc_timeout_seconds, retries=config.rpc_retries
+        ),
+        chain_quick=SolanaRpcClient(config.solana_rpc_url, timeout=1.0, retries=0),
     )

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from urllib.parse import urlparse
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from solders.pubkey import Pubkey
 
 from app.api.auth import TOKEN_ROLES, issue_token
+from app.chain.rpc import ChainRejectedError, ChainUnavailableError, JsonRpc
 from app.domain.money import AmountError, parse_amount, to_wire
 from app.services import invariants, transfers
 
@@ -58,6 +61,40 @@ def check() -> None:
     click.echo("ledger ok")
 
 
+dev = AppGroup("dev", help="Development helpers (local Solana cluster only).")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dev.command("fund")
+@click.argument("address")
+@click.argument("amount")
+@click.option("--sol", default="1", show_default=True, help="SOL to airdrop for fees.")
+def fund(address: str, amount: str, sol: str) -> None:
+    """Airdrop SOL and mint AMOUNT tokens to ADDRESS's associated token account."""
+    url = current_app.extensions["wallet"].config.solana_rpc_url
+    if urlparse(url).hostname not in LOOPBACK:
+        raise click.ClickException(f"refusing: {url} is not a local cluster")
+    try:
+        Pubkey.from_string(address.removeprefix("sol:"))
+        tokens = parse_amount(amount)
+    except (ValueError, AmountError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    rpc = JsonRpc(url, retries=0)
+    try:
+        signature = rpc.call(
+            "devstack_fund",
+            {"owner": address.removeprefix("sol:"), "sol": sol, "tokens": to_wire(tokens)},
+        )
+    except ChainRejectedError as exc:
+        raise click.ClickException(
+            f"refusing: {url} is not the local devstack cluster ({exc})"
+        ) from None
+    except ChainUnavailableError as exc:
+        raise click.ClickException(f"cluster unavailable: {exc}") from None
+    click.echo(f"funded {address} with {to_wire(tokens)} tokens and {sol} SOL: {signature}")
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(ledger)
+    app.cli.add_command(dev)

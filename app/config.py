@@ -45,6 +45,17 @@ class Config:
     idempotency_ttl_hours: int = 24
     max_prefer_wait_seconds: int = 10
     ledger_check_interval_seconds: float = 300.0
+    # Solana
+    solana_rpc_url: str = "http://127.0.0.1:8899"
+    token_mint: str = ""
+    token_decimals: int = 6
+    treasury_keypair: str = ""  # path to a keypair JSON file, or the JSON array itself
+    solana_chain_id: str = "localnet"
+    rpc_timeout_seconds: float = 5.0
+    rpc_retries: int = 3
+    deposit_ttl_minutes: int = 30
+    late_deposit_grace_hours: int = 168
+    external_balance_cache_seconds: int = 15
     # HTTP
     domain: str = "localhost"
     database_pool_size: int = 5
@@ -66,6 +77,15 @@ class Config:
             sweeper_stale_seconds=_float(env, "SWEEPER_STALE_SECONDS", 3.0),
             idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24),
             ledger_check_interval_seconds=_float(env, "LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
+            solana_rpc_url=env.get("SOLANA_RPC_URL", "http://127.0.0.1:8899"),
+            token_mint=env.get("TOKEN_MINT", ""),
+            token_decimals=_int(env, "TOKEN_DECIMALS", 6),
+            treasury_keypair=env.get("TREASURY_KEYPAIR", ""),
+            solana_chain_id=env.get("SOLANA_CHAIN_ID", "localnet"),
+            rpc_timeout_seconds=_float(env, "SOLANA_RPC_TIMEOUT_SECONDS", 5.0),
+            rpc_retries=_int(env, "SOLANA_RPC_RETRIES", 3),
+            deposit_ttl_minutes=_int(env, "DEPOSIT_TTL_MINUTES", 30),
+            late_deposit_grace_hours=_int(env, "LATE_DEPOSIT_GRACE_HOURS", 168),
             domain=env.get("APP_DOMAIN", "localhost"),
             database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
         )

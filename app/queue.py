@@ -13,6 +13,8 @@ from celery import Celery
 log = logging.getLogger(__name__)
 
 SETTLE_SHARD = "settlement.settle_shard"
+PROCESS_WITHDRAWAL = "chain.process_withdrawal"
+CHECK_DEPOSIT = "chain.check_deposit"
 _KICK_FLAG = "settle:queued:{shard}"
 _KICK_FLAG_TTL = 10
 

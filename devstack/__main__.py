@@ -7,11 +7,13 @@ SIGTERM stops everything this started, embedded servers included. A second run r
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -41,7 +43,7 @@ def run() -> int:
     env["API_PORT"] = env.get("PORT", "8000")
     env.setdefault("FLOWER_PORT", "5555")
 
-    stoppers = []
+    stoppers: list[Callable[[], None]] = []
     try:
         if not env.get("DATABASE_URL"):
             postgres = EmbeddedPostgres(VAR / "postgres")
@@ -55,6 +57,8 @@ def run() -> int:
             stoppers.append(redis.stop)
             port_file.write_text(str(redis.port))
             env["REDIS_URL"] = redis.url
+        if not env.get("SOLANA_RPC_URL"):
+            stoppers.append(_start_local_cluster(env))
 
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True
@@ -76,6 +80,35 @@ def run() -> int:
             stop()
 
 
+def _start_local_cluster(env: dict[str, str]) -> Callable[[], None]:
+    """The local Solana cluster (devstack/solana) on SOLANA_RPC_PORT (8899), state in var/solana;
+    the app learns the mint and treasury from the cluster.json it writes."""
+    port = env.get("SOLANA_RPC_PORT", "8899")
+    state = VAR / "solana"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.solana", "--state-dir", str(state), "--port", port],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    ready = process.stdout.readline()  # the cluster prints one line once it serves
+    if "ready" not in ready:
+        process.kill()
+        raise RuntimeError(f"local Solana cluster failed to start: {ready!r}")
+    info = json.loads((state / "cluster.json").read_text())
+    env["SOLANA_RPC_URL"] = info["rpc_url"]
+    env.setdefault("TOKEN_MINT", info["mint"])
+    env.setdefault("TREASURY_KEYPAIR", info["treasury_keypair_path"])
+
+    def stop() -> None:
+        process.terminate()
+        process.wait(10)
+
+    return stop
+
+
 def _banner(env: dict[str, str]) -> None:
     api = f"http://127.0.0.1:{env['API_PORT']}"
     user, _, _ = env["FLOWER_BASIC_AUTH"].partition(":")
@@ -85,6 +118,8 @@ def _banner(env: dict[str, str]) -> None:
   Flower     http://127.0.0.1:{env["FLOWER_PORT"]}   (user {user!r}, password in var/flower_auth)
   Database   {env["DATABASE_URL"]}
   Redis      {env["REDIS_URL"]}
+  Solana     {env.get("SOLANA_RPC_URL")}   (mint {env.get("TOKEN_MINT")})
+  Fund an external wallet (local cluster):  .venv/bin/flask --app wsgi dev fund ADDRESS AMOUNT
   A token:   make token   (or: JWT_SECRET=$(cat var/jwt_secret) .venv/bin/flask --app wsgi \
                users token [UUID] [--role user|service|admin])
 """,

@@ -39,6 +39,7 @@ class Servers:
         self.redis_url = os.environ.get("TEST_REDIS_URL") or self._embedded_redis()
         self.create_database(self.dbname)
         self.database_url = self.url_for(self.dbname)
+        self.solana = self.start_solana()
 
     def _embedded_redis(self) -> str:
         from devstack.embedded import EmbeddedRedis
@@ -61,6 +62,22 @@ class Servers:
     def drop_database(self, dbname: str) -> None:
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+    def start_solana(self) -> Any:
+        """The local Solana cluster, blocks advanced by the tests themselves (slot_ms=0)."""
+        import shutil
+
+        from devstack.solana import LocalCluster
+
+        state = ROOT / "var" / "test" / f"solana-{secrets.token_hex(3)}"
+        cluster = LocalCluster(state, port=0, slot_ms=0, finalize_after=32).start()
+
+        def stop() -> None:
+            cluster.stop()
+            shutil.rmtree(state, ignore_errors=True)
+
+        self._stoppers.append(stop)
+        return cluster
 
     def close(self) -> None:
         try:
@@ -85,6 +102,9 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["REDIS_URL"] = _servers.redis_url
     os.environ["JWT_SECRET"] = JWT_SECRET
     os.environ["SWEEPER_STALE_SECONDS"] = "0.5"
+    os.environ["SOLANA_RPC_URL"] = _servers.solana.url
+    os.environ["TOKEN_MINT"] = str(_servers.solana.mint)
+    os.environ["TREASURY_KEYPAIR"] = str(_servers.solana.state_dir / "treasury.json")
     redis_lib.Redis.from_url(_servers.redis_url).flushdb()
     migrate(_servers.database_url, "head")
 
@@ -148,6 +168,12 @@ def user() -> uuid.UUID:
 
 
 @pytest.fixture(scope="session")
+def solana() -> Any:
+    """The running local cluster (`devstack.solana.LocalCluster`)."""
+    return servers().solana
+
+
+@pytest.fixture(scope="session")
 def wiring(app: Any) -> Any:
     return app.extensions["wallet"]
 
@@ -174,7 +200,7 @@ def worker(celery_app: Any) -> Iterator[Any]:
         pool="threads",
         concurrency=4,
         perform_ping_check=False,
-        queues=["default", "settlement"],
+        queues=["default", "settlement", "chain"],
         loglevel="WARNING",
         shutdown_timeout=30,
     ) as controller:

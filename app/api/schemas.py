@@ -55,6 +55,14 @@ class WalletSchema(ma.Schema):
     available_balance = Amount()
     address = ma.fields.String(allow_none=True)
     is_connected = ma.fields.Boolean()
+    external_balance = Amount(
+        allow_none=True,
+        metadata={
+            "description": "On-chain token balance of the connected address (cached "
+            "briefly); null when not connected or the RPC is unavailable."
+        },
+    )
+    external_balance_available = ma.fields.Boolean()
     network = ma.fields.String()
     created_at = ma.fields.DateTime()
     last_used = ma.fields.DateTime(allow_none=True)
@@ -159,3 +167,23 @@ class RewardResponseSchema(SubmissionResponseSchema):
 class RefundRequestSchema(StrictSchema):
     transaction_id = ma.fields.UUID(required=True)
     amount = Amount(positive=True, load_default=None)
+
+
+class DepositRequestSchema(StrictSchema):
+    amount = Amount(required=True, positive=True)
+
+
+class DepositResponseSchema(ma.Schema):
+    success = ma.fields.Boolean()
+    transaction_id = ma.fields.UUID()
+    status = ma.fields.String()
+    amount = Amount()
+    payment_url = ma.fields.String()
+    reference = ma.fields.String()
+    recipient = ma.fields.String()
+    mint = ma.fields.String()
+    expires_at = ma.fields.DateTime()
+
+
+class WithdrawalRequestSchema(StrictSchema):
+    amount = Amount(required=True, positive=True)

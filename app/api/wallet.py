@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -19,7 +21,8 @@ from app.api.schemas import (
     TransferRequestSchema,
     WalletOverviewSchema,
 )
-from app.services import history, transfers, wallets
+from app.chain.rpc import ChainError
+from app.services import deposits, external_balance, history, transfers, wallets
 
 bp = Blueprint("wallet", __name__, url_prefix="/api/wallet", description="The caller's wallet")
 
@@ -43,7 +46,16 @@ class WalletResource(MethodView):
         with db().transaction() as session:
             wallet = wallets.load_wallet(session, principal.wallet_id)
             items, _ = history.list_transactions(session, principal.wallet_id, limit=20)
-        return {"wallet": wallet, "transaction_history": items}
+        external, available = (
+            external_balance.lookup(wiring(), wallet.address) if wallet.address else (None, False)
+        )
+        view = {
+            **dataclasses.asdict(wallet),
+            "is_connected": wallet.is_connected,
+            "external_balance": external,
+            "external_balance_available": available,
+        }
+        return {"wallet": view, "transaction_history": items}
 
 
 @bp.route("/transfer", methods=["POST"])
@@ -96,6 +108,13 @@ def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
 @bp.response(200, TransactionDetailSchema)
 @bp.doc(security=SECURITY)
 def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
-    """One of this wallet's transactions; anyone else's is 404."""
+    """One of this wallet's transactions; anyone else's is 404. A deposit still awaiting payment
+    is checked against the chain on the spot."""
+    principal = current_principal()
+    if deposits.is_awaiting_own_deposit(wiring(), principal.wallet_id, transaction_id):
+        try:
+            deposits.check(wiring(), current_app.extensions["system_wallets"], transaction_id)
+        except ChainError:
+            pass  # the beat watcher will try again; show what we know
     with db().transaction() as session:
         return history.get_transaction(session, current_principal().wallet_id, transaction_id)

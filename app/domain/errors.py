@@ -71,8 +71,10 @@ class WalletAlreadyConnectedError(WalletError):
 
 
 class InvalidSignatureError(WalletError):
+    # 400, not 401: the caller's bearer token is fine, the wallet signature is not (a frontend
+    # treating 401 as "log out" must not do so here).
     code = "invalid_signature"
-    status = 401
+    status = 400
     title = "Invalid signature"
 
 
@@ -103,6 +105,12 @@ class IdempotencyKeyInFlightError(WalletError):
     code = "idempotency_key_in_flight"
     status = 409
     title = "A request with this Idempotency-Key is still in progress"
+
+
+class WalletNotConnectedError(WalletError):
+    code = "wallet_not_connected"
+    status = 422
+    title = "Connect an external wallet address first"
 
 
 class ServiceUnavailableError(WalletError):

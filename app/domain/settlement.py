@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from app.domain.transactions import FailureReason, Status, WalletKind
+from app.domain.transactions import FailureReason, Kind, Status, WalletKind
+
+ON_CHAIN = "on_chain"
 
 
 @dataclass
@@ -41,6 +43,7 @@ class PendingTx:
     amount: Decimal
     seq: int
     created_at: datetime
+    kind: str = Kind.TRANSFER.value
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Outcome:
     transaction_id: uuid.UUID
     status: Status
     reason: FailureReason | None = None
+    stage: str | None = None
 
 
 @dataclass
@@ -63,6 +67,11 @@ class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     postings: list[Posting] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)
+
+    @property
+    def sent_on_chain(self) -> list[uuid.UUID]:
+        """Withdrawals debited in this batch: they now wait for the chain."""
+        return [o.transaction_id for o in self.outcomes if o.stage == ON_CHAIN]
 
     @property
     def completed(self) -> int:
@@ -121,7 +130,11 @@ def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: Ba
     debit.balance -= tx.amount
     credit.balance += tx.amount
     result.touched.add(credit.id)
-    result.outcomes.append(Outcome(tx.id, Status.COMPLETED))
+    if tx.kind == Kind.WITHDRAWAL.value:
+        # Debited in the ledger, in seq order; it completes once the chain transfer is final.
+        result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=ON_CHAIN))
+    else:
+        result.outcomes.append(Outcome(tx.id, Status.COMPLETED))
     result.postings.append(Posting(tx.id, debit.id, -tx.amount, debit.balance))
     result.postings.append(Posting(tx.id, credit.id, tx.amount, credit.balance))
 

@@ -38,7 +38,17 @@ _CHECKS: dict[str, str] = {
         SELECT t.id::text, t.status || ' transaction has ledger entries'
           FROM transactions t
          WHERE t.status <> 'completed'
+           -- a withdrawal is debited before the chain confirms it; a failed one is refunded
+           AND NOT (t.kind = 'withdrawal' AND (t.stage = 'on_chain' OR t.status = 'failed'))
            AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)
+    """,
+    "debited_failed_withdrawal_is_refunded": """
+        SELECT t.id::text, 'failed withdrawal was debited but has no refund'
+          FROM transactions t
+         WHERE t.kind = 'withdrawal' AND t.status = 'failed'
+           AND EXISTS (SELECT 1 FROM ledger_entries e WHERE e.transaction_id = t.id)
+           AND NOT EXISTS (SELECT 1 FROM transactions r WHERE r.parent_id = t.id
+                            AND r.kind = 'refund' AND r.status <> 'failed')
     """,
     "no_negative_balance": """
         SELECT id::text, 'balance ' || balance FROM wallets WHERE kind <> 'external' AND balance < 0
@@ -48,7 +58,8 @@ _CHECKS: dict[str, str] = {
                'reserved ' || w.reserved || ' but pending debits ' || COALESCE(p.total, 0)
           FROM wallets w
           LEFT JOIN (SELECT debit_wallet_id, SUM(amount) AS total FROM transactions
-                      WHERE status = 'pending' GROUP BY debit_wallet_id) p
+                      WHERE status = 'pending' AND stage IS DISTINCT FROM 'on_chain'
+                      GROUP BY debit_wallet_id) p
             ON p.debit_wallet_id = w.id
          WHERE w.reserved <> COALESCE(p.total, 0)
     """,

@@ -31,6 +31,7 @@ from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
 from app.domain.transactions import FailureReason
+from app.queue import PROCESS_WITHDRAWAL
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ _MARK_UNCLEAN = text(
 _MARK_CLEAN = text("UPDATE settlement_shards SET unclean_runs = 0 WHERE shard = :shard")
 _CANDIDATES = text(
     """
-    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at
+    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind
       FROM transactions
      WHERE status = 'pending' AND stage IS NULL AND shard = :shard
      ORDER BY created_at
@@ -55,7 +56,7 @@ _CANDIDATES = text(
 )
 _WALLET_CANDIDATES = text(
     """
-    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at
+    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind
       FROM transactions
      WHERE status = 'pending' AND stage IS NULL AND debit_wallet_id = :wallet_id
      ORDER BY seq
@@ -75,12 +76,14 @@ _UPDATE_TRANSACTIONS = text(
     """
     UPDATE transactions AS t
        SET status = v.status,
+           stage = v.stage,
            failure_reason = v.reason,
            updated_at = now(),
            completed_at = CASE WHEN v.status = 'completed' THEN now() END
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]))
-           AS v(id, status, reason)
-     WHERE t.id = v.id AND t.status = 'pending'
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
+                  CAST(:stages AS text[]))
+           AS v(id, status, reason, stage)
+     WHERE t.id = v.id AND t.status = 'pending' AND t.stage IS NULL
     """
 )
 _INSERT_POSTINGS = text(
@@ -137,7 +140,9 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                 return report  # another job owns the shard; it re-checks after unlocking
             try:
                 while time.monotonic() < deadline:
-                    settled, more = _settle_next(conn, config, shard)
+                    settled, more, on_chain = _settle_next(conn, config, shard)
+                    for tx_id in on_chain:  # committed: the chain worker may send it now
+                        wiring.queue.send(PROCESS_WITHDRAWAL, str(tx_id))
                     report.settled += settled
                     report.batches += 1
                     if not more:
@@ -175,8 +180,9 @@ def _unlock(conn: Connection, shard: int) -> None:
     conn.commit()
 
 
-def _settle_next(conn: Connection, config: Config, shard: int) -> tuple[int, bool]:
-    """One batch. Returns (transactions settled, whether the shard may have more)."""
+def _settle_next(conn: Connection, config: Config, shard: int) -> tuple[int, bool, list[uuid.UUID]]:
+    """One batch. Returns (transactions settled, whether the shard may have more, withdrawals
+    now on their way to the chain)."""
     with conn.begin():
         unclean = int(conn.scalar(_MARK_UNCLEAN, {"shard": shard}) or 0)
     if unclean <= 1:
@@ -187,19 +193,23 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> tuple[int, boo
                 ).all()
                 result = _settle_rows(conn, rows)
                 conn.execute(_MARK_CLEAN, {"shard": shard})
-            return len(result.outcomes), len(rows) == config.settlement_batch_size
+            more = len(rows) == config.settlement_batch_size
+            return len(result.outcomes), more, result.sent_on_chain
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise
             log.exception("batch settlement of shard %s failed; isolating wallets", shard)
         except ConcurrentChangeError:
             log.warning("concurrent change while settling shard %s; isolating wallets", shard)
-    return _settle_isolated(conn, config, shard), True
+    settled, on_chain = _settle_isolated(conn, config, shard)
+    return settled, True, on_chain
 
 
 def _settle_rows(conn: Connection, rows: Sequence[Row[Any]]) -> BatchResult:
     candidates = [
-        PendingTx(r.id, r.debit_wallet_id, r.credit_wallet_id, r.amount, r.seq, r.created_at)
+        PendingTx(
+            r.id, r.debit_wallet_id, r.credit_wallet_id, r.amount, r.seq, r.created_at, r.kind
+        )
         for r in rows
     ]
     if not candidates:
@@ -222,6 +232,7 @@ def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batc
             "ids": [o.transaction_id for o in result.outcomes],
             "statuses": [o.status.value for o in result.outcomes],
             "reasons": [o.reason.value if o.reason else None for o in result.outcomes],
+            "stages": [o.stage for o in result.outcomes],
         },
     ).rowcount
     if updated != len(result.outcomes):
@@ -248,7 +259,7 @@ def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batc
     )
 
 
-def _settle_isolated(conn: Connection, config: Config, shard: int) -> int:
+def _settle_isolated(conn: Connection, config: Config, shard: int) -> tuple[int, list[uuid.UUID]]:
     """Wallet by wallet, each in its own transaction, so one poison transaction cannot block (or
     crash-loop) the rest. A wallet's next transaction that has used up its attempts fails."""
     with conn.begin():
@@ -256,14 +267,15 @@ def _settle_isolated(conn: Connection, config: Config, shard: int) -> int:
             conn.execute(
                 text(
                     "SELECT DISTINCT debit_wallet_id FROM transactions"
-                    " WHERE status = 'pending' AND shard = :shard LIMIT :limit"
+                    " WHERE status = 'pending' AND stage IS NULL AND shard = :shard"
+                    " LIMIT :limit"
                 ),
                 {"shard": shard, "limit": config.settlement_batch_size},
             )
             .scalars()
             .all()
         )
-    settled = 0
+    settled, on_chain = 0, []
     for wallet_id in wallet_ids:
         with conn.begin():
             bumped = conn.execute(_BUMP_ATTEMPTS, {"wallet_id": wallet_id}).first()
@@ -278,14 +290,16 @@ def _settle_isolated(conn: Connection, config: Config, shard: int) -> int:
                         _WALLET_CANDIDATES,
                         {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
                     ).all()
-                    settled += len(_settle_rows(conn, rows).outcomes)
+                    result = _settle_rows(conn, rows)
+                    settled += len(result.outcomes)
+                    on_chain += result.sent_on_chain
         except (DBAPIError, ConcurrentChangeError) as exc:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 raise
             log.exception("settling wallet %s failed (attempt %s)", wallet_id, bumped.attempts)
     with conn.begin():
         conn.execute(_MARK_CLEAN, {"shard": shard})
-    return settled
+    return settled, on_chain
 
 
 def _fail_poison(conn: Connection, tx_id: uuid.UUID) -> int:

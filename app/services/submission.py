@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -47,6 +47,10 @@ class Line:
     amount: Decimal
     note: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Chain-bound transactions only (deposits): kept out of ledger batches until paid.
+    stage: str | None = None
+    reference: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,9 @@ def record(
                 note=line.note,
                 parent_id=parent_id,
                 details=line.details,
+                stage=line.stage,
+                reference=line.reference,
+                expires_at=line.expires_at,
             )
             for i, (tx_id, line) in enumerate(zip(ids, lines, strict=True))
         ],

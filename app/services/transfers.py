@@ -47,7 +47,7 @@ class Idempotency:
     digest: str
 
 
-def _check_limit(wiring: Wiring, amount: Decimal) -> None:
+def check_limit(wiring: Wiring, amount: Decimal) -> None:
     if amount > wiring.config.max_transfer_amount:
         raise AmountTooLargeError(
             f"at most {to_wire(wiring.config.max_transfer_amount)} per transaction"
@@ -61,7 +61,7 @@ def _recipient_wallet(session: Session, user_id: uuid.UUID) -> uuid.UUID:
     return wallet_id
 
 
-def _single(
+def record_single(
     wiring: Wiring,
     kind: Kind,
     debit: uuid.UUID,
@@ -93,14 +93,14 @@ def transfer(
     note: str | None,
     wait_seconds: float = 0,
 ) -> Reply:
-    _check_limit(wiring, amount)
+    check_limit(wiring, amount)
     if recipient_id == caller.user_id:
         raise SelfTransferError()
 
     def action(session: Session) -> Accepted:
         credit = _recipient_wallet(session, recipient_id)
         line = Line(credit, amount, note)
-        return _single(wiring, Kind.TRANSFER, caller.wallet_id, line, caller.user_id, session)
+        return record_single(wiring, Kind.TRANSFER, caller.wallet_id, line, caller.user_id, session)
 
     return submit(
         wiring,
@@ -124,13 +124,13 @@ def charge(
     reason: str,
 ) -> Reply:
     """A service fee: user → platform wallet."""
-    _check_limit(wiring, amount)
+    check_limit(wiring, amount)
     platform = system.platform()
 
     def action(session: Session) -> Accepted:
         debit = _recipient_wallet(session, user_id)
         line = Line(platform, amount, reason, {"reason": reason})
-        return _single(wiring, Kind.SERVICE_FEE, debit, line, service_id, session)
+        return record_single(wiring, Kind.SERVICE_FEE, debit, line, service_id, session)
 
     return submit(wiring, owner_id=service_id, key=idem.key, digest=idem.digest, action=action)
 
@@ -151,7 +151,7 @@ def reward(
 ) -> Reply:
     """Rewards: platform wallet → users, one transaction each, all accepted or none."""
     for item in items:
-        _check_limit(wiring, item.amount)
+        check_limit(wiring, item.amount)
     platform = system.platform()
     shards = wiring.config.settlement_shards
 
@@ -220,7 +220,7 @@ def refund(
             f"refund of {original.id}",
             {"refund_of": str(original.id)},
         )
-        return _single(
+        return record_single(
             wiring,
             Kind.REFUND,
             original.credit_wallet_id,

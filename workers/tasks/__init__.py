@@ -1,5 +1,5 @@
 """Celery tasks: thin — take ids, call one service function, let the service commit."""
 
-from workers.tasks import maintenance, settlement
+from workers.tasks import chain, maintenance, settlement
 
-__all__ = ["maintenance", "settlement"]
+__all__ = ["chain", "maintenance", "settlement"]

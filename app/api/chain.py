@@ -1,0 +1,65 @@
+"""Deposits (Solana Pay) and withdrawals to the connected address."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+
+from app.api.auth import current_principal, requires
+from app.api.context import wiring
+from app.api.http import idempotency_for, reply
+from app.api.schemas import (
+    DepositRequestSchema,
+    DepositResponseSchema,
+    SubmissionResponseSchema,
+    WithdrawalRequestSchema,
+)
+from app.services import deposits, withdrawals
+from app.services.transfers import Caller
+
+bp = Blueprint("chain", __name__, url_prefix="/api/wallet", description="Deposits and withdrawals")
+SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+
+def _caller() -> Caller:
+    principal = current_principal()
+    return Caller(principal.user_id, principal.wallet_id)
+
+
+@bp.route("/deposits", methods=["POST"])
+@requires("user", "admin")
+@bp.arguments(DepositRequestSchema)
+@bp.response(201, DepositResponseSchema)
+@bp.doc(security=SECURITY)
+def create_deposit(args: dict[str, Any]) -> Any:
+    """Request a deposit: pay the returned Solana Pay `payment_url` from any wallet; the deposit
+    is credited once the payment is finalized, and expires unpaid after `expires_at`."""
+    request = deposits.create(
+        wiring(), current_app.extensions["system_wallets"], _caller(), args["amount"]
+    )
+    return {"success": True, "status": "pending", **request.__dict__}
+
+
+@bp.route("/withdrawals", methods=["POST"])
+@requires("user", "admin")
+@bp.arguments(WithdrawalRequestSchema)
+@bp.response(202, SubmissionResponseSchema)
+@bp.doc(
+    security=SECURITY,
+    parameters=[
+        {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}},
+    ],
+)
+def create_withdrawal(args: dict[str, Any]) -> Any:
+    """Withdraw to the connected Solana address (422 `wallet_not_connected` without one)."""
+    return reply(
+        withdrawals.request(
+            wiring(),
+            current_app.extensions["system_wallets"],
+            _caller(),
+            idempotency_for(args),
+            args["amount"],
+        )
+    )

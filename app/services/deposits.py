@@ -1,0 +1,278 @@
+"""Deposits through Solana Pay transfer requests.
+
+A deposit is a PENDING transaction (chain account → user) with a unique `reference` key, staged
+`awaiting_payment` so ledger batches leave it alone. The watcher (beat, and on demand when the
+user looks at it) finds the payment by reference, validates it and credits it only at
+`finalized`: the stage is cleared, `tx_hash` set (unique: a chain transaction is never credited
+twice), and the ordinary settlement completes it. Underpaid or wrong-mint payments are not
+credited; why is recorded in `details.rejected_payments`. Unpaid deposits expire → FAILED
+`expired`.
+
+Late payments (a valid payment that lands after expiry) are not lost: for
+`late_deposit_grace_hours` the watcher keeps looking at expired deposits' references and credits
+such a payment as a new deposit transaction (its `parent_id` is the expired one).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from solders.keypair import Keypair
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.bootstrap import Wiring
+from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
+from app.domain.money import to_wire
+from app.domain.transactions import FailureReason, Kind, Status
+from app.models import Transaction, Wallet
+from app.services import chain_accounts
+from app.services.submission import Line, record, shard_of
+from app.services.transfers import Caller, check_limit
+from app.services.wallets import SystemWallets
+
+log = logging.getLogger(__name__)
+AWAITING = "awaiting_payment"
+
+
+@dataclass(frozen=True)
+class DepositRequest:
+    transaction_id: uuid.UUID
+    amount: Decimal
+    reference: str
+    recipient: str
+    mint: str
+    payment_url: str
+    expires_at: datetime
+
+
+def create(
+    wiring: Wiring, system: SystemWallets, caller: Caller, amount: Decimal
+) -> DepositRequest:
+    check_limit(wiring, amount)
+    config = wiring.config
+    recipient = str(chain_accounts.treasury(config).pubkey())
+    mint = str(chain_accounts.mint(config))
+    reference = str(Keypair().pubkey())
+    expires_at = datetime.now(UTC) + timedelta(minutes=config.deposit_ttl_minutes)
+    with wiring.db.transaction() as session:
+        [tx_id] = record(
+            session,
+            kind=Kind.DEPOSIT,
+            debit_wallet_id=system.wallet_id("chain"),
+            lines=[
+                Line(
+                    caller.wallet_id,
+                    amount,
+                    None,
+                    {},
+                    stage=AWAITING,
+                    reference=reference,
+                    expires_at=expires_at,
+                )
+            ],
+            initiator_id=caller.user_id,
+            shards=config.settlement_shards,
+        )
+    return DepositRequest(
+        tx_id,
+        amount,
+        reference,
+        recipient,
+        mint,
+        payment_url(recipient, amount, mint, reference, str(tx_id)),
+        expires_at,
+    )
+
+
+def _find_payment(
+    wiring: Wiring, reference: str, memo: str, requested: Decimal
+) -> tuple[str | None, PaymentCheck | None, list[dict[str, Any]]]:
+    """Oldest first, the first valid finalized payment carrying `reference`, plus the rejected
+    ones (signature, reason, amount)."""
+    config, chain = wiring.config, wiring.chain
+    treasury, mint = str(chain_accounts.treasury(config).pubkey()), config.token_mint
+    rejected: list[dict[str, Any]] = []
+    for info in reversed(chain.signatures_for_address(reference)):
+        signature = info["signature"]
+        check = validate_payment(
+            chain.transaction(signature),
+            treasury=treasury,
+            mint=mint,
+            reference=reference,
+            memo=memo,
+            requested=requested,
+        )
+        if check.ok:
+            return signature, check, rejected
+        rejected.append(
+            {"signature": signature, "reason": check.reason, "amount": to_wire(check.amount)}
+        )
+    return None, None, rejected
+
+
+def check(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
+    """Look for this deposit's payment; credit, expire, or keep waiting. Idempotent."""
+    with wiring.db.transaction() as session:
+        tx = session.get(Transaction, tx_id)
+        if tx is None or tx.kind != Kind.DEPOSIT.value or tx.reference is None:
+            return "noop"
+        state = (tx.status, tx.stage, tx.failure_reason)
+        reference, amount, expires_at = tx.reference, tx.amount, tx.expires_at
+        credit_wallet = tx.credit_wallet_id
+    if state == (Status.PENDING.value, AWAITING, None):
+        signature, found, rejected = _find_payment(wiring, reference, str(tx_id), amount)
+        if signature and found:
+            return _credit(wiring, system, tx_id, signature, found.amount, amount)
+        _note_rejections(wiring, tx_id, rejected)
+        if expires_at is not None and datetime.now(UTC) > expires_at:
+            return _expire(wiring, system, tx_id, amount)
+        return "waiting"
+    if state == (Status.FAILED.value, None, FailureReason.EXPIRED.value):
+        signature, found, _ = _find_payment(wiring, reference, str(tx_id), amount)
+        if signature and found:
+            return _credit_late(wiring, system, tx_id, credit_wallet, signature, found.amount)
+    return "noop"
+
+
+def _credit(
+    wiring: Wiring,
+    system: SystemWallets,
+    tx_id: uuid.UUID,
+    signature: str,
+    paid: Decimal,
+    requested: Decimal,
+) -> str:
+    chain_wallet = system.wallet_id("chain")
+    try:
+        with wiring.db.transaction() as session:
+            credited = session.execute(
+                update(Transaction)
+                .where(
+                    Transaction.id == tx_id,
+                    Transaction.status == Status.PENDING.value,
+                    Transaction.stage == AWAITING,
+                )
+                .values(
+                    stage=None,
+                    tx_hash=signature,
+                    amount=paid,
+                    updated_at=func.now(),
+                    details=Transaction.details.op("||")(
+                        {"requested": to_wire(requested), "paid": to_wire(paid)}
+                    ),
+                )
+            ).rowcount  # type: ignore[attr-defined]
+            if credited:  # an overpayment is credited whole: keep the reservation exact
+                session.execute(
+                    update(Wallet)
+                    .where(Wallet.id == chain_wallet)
+                    .values(reserved=Wallet.reserved + (paid - requested))
+                )
+    except IntegrityError:
+        log.error("payment %s for deposit %s was already credited elsewhere", signature, tx_id)
+        return "duplicate"
+    if credited:
+        wiring.queue.kick_settlement(shard_of(chain_wallet, wiring.config.settlement_shards))
+        return "credited"
+    return "noop"
+
+
+def _credit_late(
+    wiring: Wiring,
+    system: SystemWallets,
+    expired_id: uuid.UUID,
+    credit_wallet: uuid.UUID,
+    signature: str,
+    paid: Decimal,
+) -> str:
+    chain_wallet = system.wallet_id("chain")
+    shards = wiring.config.settlement_shards
+    with wiring.db.transaction() as session:
+        if session.scalar(select(Transaction.id).where(Transaction.tx_hash == signature)):
+            return "noop"  # already credited
+        [late_id] = record(
+            session,
+            kind=Kind.DEPOSIT,
+            debit_wallet_id=chain_wallet,
+            lines=[
+                Line(
+                    credit_wallet,
+                    paid,
+                    "late payment of an expired deposit",
+                    {"late_payment_of": str(expired_id)},
+                )
+            ],
+            initiator_id=None,
+            shards=shards,
+            parent_id=expired_id,
+        )
+        session.execute(
+            update(Transaction).where(Transaction.id == late_id).values(tx_hash=signature)
+        )
+    wiring.queue.kick_settlement(shard_of(chain_wallet, shards))
+    return "late_credited"
+
+
+def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Decimal) -> str:
+    with wiring.db.transaction() as session:
+        expired = session.execute(
+            update(Transaction)
+            .where(
+                Transaction.id == tx_id,
+                Transaction.status == Status.PENDING.value,
+                Transaction.stage == AWAITING,
+            )
+            .values(
+                status=Status.FAILED.value,
+                stage=None,
+                failure_reason=FailureReason.EXPIRED.value,
+                updated_at=func.now(),
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        if expired:
+            session.execute(
+                update(Wallet)
+                .where(Wallet.id == system.wallet_id("chain"))
+                .values(reserved=Wallet.reserved - amount)
+            )
+    return "expired" if expired else "noop"
+
+
+def _note_rejections(wiring: Wiring, tx_id: uuid.UUID, rejected: list[dict[str, Any]]) -> None:
+    if not rejected:
+        return
+    with wiring.db.transaction() as session:
+        session.execute(
+            update(Transaction)
+            .where(Transaction.id == tx_id)
+            .values(details=Transaction.details.op("||")({"rejected_payments": rejected}))
+        )
+
+
+def open_deposits(wiring: Wiring, *, late: bool = False) -> list[uuid.UUID]:
+    """Deposits awaiting payment, or (late=True) expired ones still inside the grace period."""
+    with wiring.db.transaction() as session:
+        query = select(Transaction.id).where(Transaction.kind == Kind.DEPOSIT.value)
+        if late:
+            grace = datetime.now(UTC) - timedelta(hours=wiring.config.late_deposit_grace_hours)
+            query = query.where(
+                Transaction.status == Status.FAILED.value,
+                Transaction.failure_reason == FailureReason.EXPIRED.value,
+                Transaction.expires_at > grace,
+            )
+        else:
+            query = query.where(Transaction.stage == AWAITING)
+        return list(session.scalars(query.order_by(Transaction.created_at).limit(1000)))
+
+
+def is_awaiting_own_deposit(wiring: Wiring, wallet_id: uuid.UUID, tx_id: uuid.UUID) -> bool:
+    """Whether `tx_id` is one of this wallet's deposits still awaiting payment."""
+    with wiring.db.transaction() as session:
+        tx = session.get(Transaction, tx_id)
+    return tx is not None and tx.credit_wallet_id == wallet_id and tx.stage == AWAITING

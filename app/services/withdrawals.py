@@ -1,0 +1,190 @@
+"""Withdrawals to the user's connected Solana address.
+
+PENDING → (ledger batch, in seq order) debited, stage `on_chain` → signed transfer stored *before*
+it is sent → sent/rebroadcast → `finalized` → COMPLETED with tx_hash. Rejected on-chain, or
+expired without landing → FAILED, and a refund transaction restores the balance.
+
+Exactly once on-chain: one signature per withdrawal. The signed bytes are stored before sending,
+so a redelivered task rebroadcasts the same bytes (same signature) and never signs again; a
+withdrawal whose blockhash expired is failed only after its signature is known absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from decimal import Decimal
+
+from solders.pubkey import Pubkey
+from sqlalchemy import func, select, update
+
+from app.bootstrap import Wiring
+from app.chain.rpc import ChainRejectedError
+from app.chain.solana import build_token_transfer
+from app.domain.errors import WalletNotConnectedError
+from app.domain.transactions import FailureReason, Kind, Status
+from app.models import Transaction, Wallet
+from app.services import chain_accounts
+from app.services.idempotency import Reply
+from app.services.submission import Line, record, shard_of, submit
+from app.services.transfers import Caller, Idempotency, check_limit, record_single
+from app.services.wallets import SystemWallets
+
+log = logging.getLogger(__name__)
+ON_CHAIN = "on_chain"
+
+
+def request(
+    wiring: Wiring, system: SystemWallets, caller: Caller, idem: Idempotency, amount: Decimal
+) -> Reply:
+    check_limit(wiring, amount)
+    chain_wallet = system.wallet_id("chain")
+
+    def action(session):  # type: ignore[no-untyped-def]
+        address = session.scalar(select(Wallet.address).where(Wallet.id == caller.wallet_id))
+        if not address:
+            raise WalletNotConnectedError()
+        line = Line(chain_wallet, amount, None, {"address": address})
+        return record_single(
+            wiring, Kind.WITHDRAWAL, caller.wallet_id, line, caller.user_id, session
+        )
+
+    return submit(wiring, owner_id=caller.user_id, key=idem.key, digest=idem.digest, action=action)
+
+
+def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
+    """Move one withdrawal forward on-chain. Idempotent; RPC trouble raises ChainUnavailableError
+    and changes nothing."""
+    config, chain = wiring.config, wiring.chain
+    with wiring.db.transaction() as session:
+        tx = session.get(Transaction, tx_id)
+        if tx is None or tx.status != Status.PENDING.value or tx.stage != ON_CHAIN:
+            return "noop"
+        raw, signature, valid_until = tx.signed_tx, tx.tx_hash, tx.last_valid_block_height
+        address, amount = tx.details["address"], tx.amount
+    if raw is None:
+        blockhash, valid_until = chain.latest_blockhash()
+        signed = build_token_transfer(
+            chain_accounts.treasury(config),
+            chain_accounts.mint(config),
+            Pubkey.from_string(address),
+            chain_accounts.to_units(amount, config.token_decimals),
+            config.token_decimals,
+            blockhash,
+            valid_until,
+            memo=str(tx_id),
+        )
+        with wiring.db.transaction() as session:  # stored before it is ever sent
+            stored = session.execute(
+                update(Transaction)
+                .where(Transaction.id == tx_id, Transaction.signed_tx.is_(None))
+                .values(
+                    signed_tx=signed.raw,
+                    tx_hash=signed.signature,
+                    last_valid_block_height=valid_until,
+                    updated_at=func.now(),
+                )
+            ).rowcount  # type: ignore[attr-defined]
+        if not stored:  # another worker signed first: use its bytes
+            return process(wiring, system, tx_id)
+        raw, signature = signed.raw, signed.signature
+    assert raw is not None and signature is not None and valid_until is not None
+
+    status = chain.signature_status(signature)
+    if status is None:
+        if chain.block_height() > valid_until:
+            if chain.signature_status(signature) is None:  # known absent, and can never land
+                return fail(wiring, system, tx_id, FailureReason.EXPIRED)
+            status = chain.signature_status(signature)
+        else:
+            try:
+                chain.send(raw)  # first send, or a rebroadcast of the same signature
+            except ChainRejectedError as exc:
+                if "BlockhashNotFound" in f"{exc} {exc.data}":
+                    return "waiting"  # the node may lag; decide at expiry
+                log.warning("withdrawal %s rejected: %s %s", tx_id, exc, exc.data)
+                return fail(wiring, system, tx_id, FailureReason.CHAIN_REJECTED, str(exc))
+            return "sent"
+    if status is None:
+        return "waiting"
+    if status.err is not None:
+        return fail(wiring, system, tx_id, FailureReason.CHAIN_REJECTED, str(status.err))
+    if status.finalized:
+        with wiring.db.transaction() as session:
+            session.execute(
+                update(Transaction)
+                .where(
+                    Transaction.id == tx_id,
+                    Transaction.status == Status.PENDING.value,
+                    Transaction.stage == ON_CHAIN,
+                )
+                .values(
+                    status=Status.COMPLETED.value,
+                    stage=None,
+                    completed_at=func.now(),
+                    updated_at=func.now(),
+                )
+            )
+        return "completed"
+    return "confirming"
+
+
+def fail(
+    wiring: Wiring,
+    system: SystemWallets,
+    tx_id: uuid.UUID,
+    reason: FailureReason,
+    detail: str | None = None,
+) -> str:
+    """FAILED, and a refund transaction (chain → user) that restores the debited balance."""
+    shards = wiring.config.settlement_shards
+    chain_wallet = system.wallet_id("chain")
+    with wiring.db.transaction() as session:
+        failed = session.execute(
+            update(Transaction)
+            .where(
+                Transaction.id == tx_id,
+                Transaction.status == Status.PENDING.value,
+                Transaction.stage == ON_CHAIN,
+            )
+            .values(
+                status=Status.FAILED.value,
+                stage=None,
+                failure_reason=reason.value,
+                updated_at=func.now(),
+                details=Transaction.details.op("||")({"chain_error": detail}),
+            )
+            .returning(Transaction.debit_wallet_id, Transaction.amount)
+        ).first()
+        if failed is None:
+            return "noop"
+        record(
+            session,
+            kind=Kind.REFUND,
+            debit_wallet_id=chain_wallet,
+            lines=[
+                Line(
+                    failed.debit_wallet_id,
+                    failed.amount,
+                    f"refund of withdrawal {tx_id}",
+                    {"refund_of": str(tx_id)},
+                )
+            ],
+            initiator_id=None,
+            shards=shards,
+            parent_id=tx_id,
+        )
+    wiring.queue.kick_settlement(shard_of(chain_wallet, shards))
+    return "failed"
+
+
+def open_withdrawals(wiring: Wiring) -> list[uuid.UUID]:
+    with wiring.db.transaction() as session:
+        return list(
+            session.scalars(
+                select(Transaction.id)
+                .where(Transaction.stage == ON_CHAIN)
+                .order_by(Transaction.created_at)
+                .limit(1000)
+            )
+        )

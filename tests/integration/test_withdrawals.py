@@ -1,0 +1,173 @@
+"""Withdrawals to a connected address, landing on the local cluster exactly once."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+from solders.keypair import Keypair
+from spl.token.instructions import get_associated_token_address
+from sqlalchemy import select, text
+
+from app.chain.rpc import ChainUnavailableError
+from app.models import Transaction
+from app.services import withdrawals
+from tests.chain_support import client as rpc_client
+from tests.chain_support import move_tokens, token_balance
+from tests.conftest import auth
+from tests.support import balance, fund, wait_settled, wait_until
+
+pytestmark = pytest.mark.usefixtures("worker")
+FINALITY = 33
+
+
+def _connected_user(app, db, amount="50"):  # type: ignore[no-untyped-def]
+    user, external = uuid.uuid4(), Keypair()
+    fund(app, user, amount)
+    with db.transaction() as session:
+        session.execute(
+            text("UPDATE wallets SET address = :a WHERE user_id = :u"),
+            {"a": str(external.pubkey()), "u": user},
+        )
+    return user, external
+
+
+def _withdraw(client, user, amount):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/wallet/withdrawals",
+        json={"amount": amount},
+        headers={**auth(user), "Idempotency-Key": str(uuid.uuid4())},
+    )
+
+
+def _tx(db, tx_id):  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        found = session.get(Transaction, uuid.UUID(str(tx_id)))
+        session.expunge(found)
+        return found
+
+
+def _refund_of(db, tx_id):  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        return session.scalar(select(Transaction.id).where(Transaction.parent_id == tx_id))
+
+
+def test_a_withdrawal_lands_once_and_completes_at_finalized(
+    app, client, db, solana, wiring
+) -> None:  # type: ignore[no-untyped-def]
+    user, external = _connected_user(app, db)
+    response = _withdraw(client, user, "20")
+    assert response.status_code == 202
+    tx_id = uuid.UUID(response.get_json()["transaction_id"])
+    # the ledger debit happens in seq order; the worker then signs, stores and sends
+    wait_until(lambda: _tx(db, tx_id).tx_hash is not None)
+    wait_until(lambda: token_balance(solana, external.pubkey()) == Decimal(20))
+    assert balance(db, user) == Decimal(30)
+    assert _tx(db, tx_id).status == "pending"
+    solana.advance(FINALITY)
+    assert withdrawals.process(wiring, app.extensions["system_wallets"], tx_id) == "completed"
+    tx = _tx(db, tx_id)
+    assert tx.status == "completed" and tx.completed_at is not None
+    status = rpc_client(solana).signature_status(tx.tx_hash)
+    assert status is not None and status.finalized and status.err is None
+    assert token_balance(solana, external.pubkey()) == Decimal(20)
+    assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_redelivery_between_send_and_confirm_sends_the_same_signature(  # type: ignore[no-untyped-def]
+    app, client, db, solana, wiring
+) -> None:
+    """The first send is lost (worker killed right after storing and sending); every redelivery
+    rebroadcasts the stored bytes: exactly one on-chain transfer."""
+    system = app.extensions["system_wallets"]
+    user, external = _connected_user(app, db)
+    solana.set_fault("drop_sends")
+    try:
+        tx_id = uuid.UUID(_withdraw(client, user, "5").get_json()["transaction_id"])
+        wait_until(lambda: _tx(db, tx_id).signed_tx is not None)
+        first_signature = _tx(db, tx_id).tx_hash
+        assert token_balance(solana, external.pubkey()) == Decimal(0)
+    finally:
+        solana.set_fault(None)
+    for _ in range(3):  # redeliveries
+        assert withdrawals.process(wiring, system, tx_id) in ("sent", "confirming")
+    assert _tx(db, tx_id).tx_hash == first_signature
+    assert token_balance(solana, external.pubkey()) == Decimal(5)
+    solana.advance(FINALITY)
+    assert withdrawals.process(wiring, system, tx_id) == "completed"
+    ata = get_associated_token_address(external.pubkey(), solana.mint)
+    history = rpc_client(solana).signatures_for_address(str(ata))
+    assert [h["signature"] for h in history] == [first_signature]
+    assert token_balance(solana, external.pubkey()) == Decimal(5)
+
+
+def test_a_withdrawal_beyond_the_treasury_fails_and_the_balance_is_restored(  # type: ignore[no-untyped-def]
+    app, client, db, solana, wiring
+) -> None:
+    user, external = _connected_user(app, db, "10")
+    treasury, sink = solana.treasury_keypair, Keypair()
+    held = token_balance(solana, treasury.pubkey())
+    move_tokens(solana, treasury, sink.pubkey(), held - Decimal(1))  # the treasury runs dry
+    try:
+        tx_id = uuid.UUID(_withdraw(client, user, "2").get_json()["transaction_id"])
+        wait_until(lambda: _tx(db, tx_id).status == "failed")
+    finally:
+        solana.fund(sink.pubkey(), sol="1")
+        move_tokens(solana, sink, treasury.pubkey(), held - Decimal(1))
+    tx = _tx(db, tx_id)
+    assert tx.failure_reason == "chain_rejected"
+    refund = _refund_of(db, tx_id)
+    wait_settled(db, [refund])
+    assert balance(db, user) == Decimal(10)
+    assert token_balance(solana, external.pubkey()) == Decimal(0)
+    assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solana, wiring) -> None:  # type: ignore[no-untyped-def]
+    system = app.extensions["system_wallets"]
+    user, external = _connected_user(app, db)
+    tx_id = uuid.UUID(_withdraw(client, user, "3").get_json()["transaction_id"])
+    wait_until(lambda: token_balance(solana, external.pubkey()) == Decimal(3))
+    solana.advance(FINALITY)
+    solana.set_fault("down")
+    try:
+        with pytest.raises(ChainUnavailableError):
+            withdrawals.process(wiring, system, tx_id)
+        wiring.queue.send("chain.process_withdrawal", str(tx_id))  # the task survives it too
+        assert _tx(db, tx_id).status == "pending"
+    finally:
+        solana.set_fault(None)
+    assert withdrawals.process(wiring, system, tx_id) == "completed"
+    assert balance(db, user) == Decimal(47)
+
+
+def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(  # type: ignore[no-untyped-def]
+    app, client, db, solana, wiring
+) -> None:
+    system = app.extensions["system_wallets"]
+    user, external = _connected_user(app, db)
+    solana.set_fault("drop_sends")
+    try:
+        tx_id = uuid.UUID(_withdraw(client, user, "4").get_json()["transaction_id"])
+        wait_until(lambda: _tx(db, tx_id).signed_tx is not None)
+        solana.advance(160)  # past lastValidBlockHeight: the dropped signature can never land
+    finally:
+        solana.set_fault(None)
+    assert withdrawals.process(wiring, system, tx_id) == "failed"
+    tx = _tx(db, tx_id)
+    assert (tx.status, tx.failure_reason) == ("failed", "expired")
+    assert rpc_client(solana).signature_status(tx.tx_hash) is None
+    wait_settled(db, [_refund_of(db, tx_id)])
+    assert balance(db, user) == Decimal(50)
+    assert token_balance(solana, external.pubkey()) == Decimal(0)
+
+
+def test_withdrawals_need_a_connected_address_and_the_balance(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    fund(app, user, "5")
+    response = _withdraw(client, user, "1")
+    assert response.status_code == 422 and response.get_json()["code"] == "wallet_not_connected"
+    connected, _ = _connected_user(app, db, "5")
+    too_much = _withdraw(client, connected, "5.000001")
+    assert too_much.status_code == 422 and too_much.get_json()["code"] == "insufficient_balance"
+    no_key = client.post("/api/wallet/withdrawals", json={"amount": "1"}, headers=auth(connected))
+    assert no_key.status_code == 400

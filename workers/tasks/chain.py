@@ -1,0 +1,59 @@
+"""Chain tasks: withdrawals forward, deposits watched. They take transaction ids."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from flask import current_app
+
+from app.chain.rpc import ChainUnavailableError
+from app.services import deposits, withdrawals
+from workers.wiring import wiring
+
+log = logging.getLogger(__name__)
+
+
+def _system():  # type: ignore[no-untyped-def]
+    return current_app.extensions["system_wallets"]
+
+
+@shared_task(name="chain.process_withdrawal", ignore_result=True)
+def process_withdrawal(tx_id: str) -> str:
+    try:
+        return withdrawals.process(wiring(), _system(), uuid.UUID(tx_id))
+    except ChainUnavailableError as exc:  # the poll job tries again; nothing decided
+        log.warning("withdrawal %s: rpc unavailable: %s", tx_id, exc)
+        return "rpc_unavailable"
+
+
+@shared_task(name="chain.check_deposit", ignore_result=True)
+def check_deposit(tx_id: str) -> str:
+    try:
+        return deposits.check(wiring(), _system(), uuid.UUID(tx_id))
+    except ChainUnavailableError as exc:
+        log.warning("deposit %s: rpc unavailable: %s", tx_id, exc)
+        return "rpc_unavailable"
+
+
+@shared_task(name="chain.poll", ignore_result=True)
+def poll() -> int:
+    """Fan out: every open withdrawal and every deposit awaiting payment gets a task."""
+    w = wiring()
+    open_withdrawals = withdrawals.open_withdrawals(w)
+    open_deposits = deposits.open_deposits(w)
+    for tx_id in open_withdrawals:
+        w.queue.send("chain.process_withdrawal", str(tx_id))
+    for tx_id in open_deposits:
+        w.queue.send("chain.check_deposit", str(tx_id))
+    return len(open_withdrawals) + len(open_deposits)
+
+
+@shared_task(name="chain.scan_late_deposits", ignore_result=True)
+def scan_late_deposits() -> int:
+    w = wiring()
+    late = deposits.open_deposits(w, late=True)
+    for tx_id in late:
+        w.queue.send("chain.check_deposit", str(tx_id))
+    return len(late)
