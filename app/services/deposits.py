@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from solders.keypair import Keypair
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.bootstrap import Wiring
@@ -32,7 +32,7 @@ from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet
 from app.services import chain_accounts
-from app.services.submission import Line, record, shard_of
+from app.services.submission import Line, advance_staged, record, shard_of
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
 
@@ -151,23 +151,17 @@ def _credit(
     chain_wallet = system.wallet_id("chain")
     try:
         with wiring.db.transaction() as session:
-            credited = session.execute(
-                update(Transaction)
-                .where(
-                    Transaction.id == tx_id,
-                    Transaction.status == Status.PENDING.value,
-                    Transaction.stage == AWAITING,
-                )
-                .values(
-                    stage=None,
-                    tx_hash=signature,
-                    amount=paid,
-                    updated_at=func.now(),
-                    details=Transaction.details.op("||")(
-                        {"requested": to_wire(requested), "paid": to_wire(paid)}
-                    ),
-                )
-            ).rowcount  # type: ignore[attr-defined]
+            credited = advance_staged(
+                session,
+                tx_id,
+                AWAITING,
+                stage=None,
+                tx_hash=signature,
+                amount=paid,
+                details=Transaction.details.op("||")(
+                    {"requested": to_wire(requested), "paid": to_wire(paid)}
+                ),
+            )
             if credited:  # an overpayment is credited whole: keep the reservation exact
                 session.execute(
                     update(Wallet)
@@ -221,20 +215,14 @@ def _credit_late(
 
 def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Decimal) -> str:
     with wiring.db.transaction() as session:
-        expired = session.execute(
-            update(Transaction)
-            .where(
-                Transaction.id == tx_id,
-                Transaction.status == Status.PENDING.value,
-                Transaction.stage == AWAITING,
-            )
-            .values(
-                status=Status.FAILED.value,
-                stage=None,
-                failure_reason=FailureReason.EXPIRED.value,
-                updated_at=func.now(),
-            )
-        ).rowcount  # type: ignore[attr-defined]
+        expired = advance_staged(
+            session,
+            tx_id,
+            AWAITING,
+            status=Status.FAILED.value,
+            stage=None,
+            failure_reason=FailureReason.EXPIRED.value,
+        )
         if expired:
             session.execute(
                 update(Wallet)

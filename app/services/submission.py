@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
@@ -216,3 +216,19 @@ def refunded_so_far(session: Session, parent_id: uuid.UUID) -> Decimal:
         )
     )
     return Decimal(total or 0)
+
+
+def advance_staged(session: Session, tx_id: uuid.UUID, stage: str, /, **values: Any) -> Any:
+    """Compare-and-set for chain-staged work: move a PENDING transaction that is still in `stage`
+    (a redelivered task finds it moved on and changes nothing). Returns the updated row's
+    (debit_wallet_id, amount), or None when it had already moved."""
+    return session.execute(
+        update(Transaction)
+        .where(
+            Transaction.id == tx_id,
+            Transaction.status == Status.PENDING.value,
+            Transaction.stage == stage,
+        )
+        .values(updated_at=func.now(), **values)
+        .returning(Transaction.debit_wallet_id, Transaction.amount)
+    ).first()

@@ -26,7 +26,7 @@ from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet
 from app.services import chain_accounts
 from app.services.idempotency import Reply
-from app.services.submission import Line, record, shard_of, submit
+from app.services.submission import Line, advance_staged, record, shard_of, submit
 from app.services.transfers import Caller, Idempotency, check_limit, record_single
 from app.services.wallets import SystemWallets
 
@@ -111,19 +111,13 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
         return fail(wiring, system, tx_id, FailureReason.CHAIN_REJECTED, str(status.err))
     if status.finalized:
         with wiring.db.transaction() as session:
-            session.execute(
-                update(Transaction)
-                .where(
-                    Transaction.id == tx_id,
-                    Transaction.status == Status.PENDING.value,
-                    Transaction.stage == ON_CHAIN,
-                )
-                .values(
-                    status=Status.COMPLETED.value,
-                    stage=None,
-                    completed_at=func.now(),
-                    updated_at=func.now(),
-                )
+            advance_staged(
+                session,
+                tx_id,
+                ON_CHAIN,
+                status=Status.COMPLETED.value,
+                stage=None,
+                completed_at=func.now(),
             )
         return "completed"
     return "confirming"
@@ -140,22 +134,15 @@ def fail(
     shards = wiring.config.settlement_shards
     chain_wallet = system.wallet_id("chain")
     with wiring.db.transaction() as session:
-        failed = session.execute(
-            update(Transaction)
-            .where(
-                Transaction.id == tx_id,
-                Transaction.status == Status.PENDING.value,
-                Transaction.stage == ON_CHAIN,
-            )
-            .values(
-                status=Status.FAILED.value,
-                stage=None,
-                failure_reason=reason.value,
-                updated_at=func.now(),
-                details=Transaction.details.op("||")({"chain_error": detail}),
-            )
-            .returning(Transaction.debit_wallet_id, Transaction.amount)
-        ).first()
+        failed = advance_staged(
+            session,
+            tx_id,
+            ON_CHAIN,
+            status=Status.FAILED.value,
+            stage=None,
+            failure_reason=reason.value,
+            details=Transaction.details.op("||")({"chain_error": detail}),
+        )
         if failed is None:
             return "noop"
         record(
