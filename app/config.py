@@ -56,6 +56,13 @@ class Config:
     deposit_ttl_minutes: int = 30
     late_deposit_grace_hours: int = 168
     external_balance_cache_seconds: int = 15
+    # Notifications
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_max_attempts: int = 8
+    webhook_timeout_seconds: float = 5.0
+    low_balance_interval_seconds: float = 60.0
+    sse_heartbeat_seconds: float = 15.0
     # HTTP
     domain: str = "localhost"
     database_pool_size: int = 5
@@ -86,6 +93,12 @@ class Config:
             rpc_retries=_int(env, "SOLANA_RPC_RETRIES", 3),
             deposit_ttl_minutes=_int(env, "DEPOSIT_TTL_MINUTES", 30),
             late_deposit_grace_hours=_int(env, "LATE_DEPOSIT_GRACE_HOURS", 168),
+            webhook_url=env.get("WEBHOOK_URL", ""),
+            webhook_secret=env.get("WEBHOOK_SECRET", ""),
+            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8),
+            webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0),
+            low_balance_interval_seconds=_float(env, "LOW_BALANCE_INTERVAL_SECONDS", 60.0),
+            sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
             domain=env.get("APP_DOMAIN", "localhost"),
             database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
         )

@@ -69,6 +69,10 @@ class Wallet(Base):
         CheckConstraint("kind IN ('user', 'platform', 'external')", name="kind"),
         UniqueConstraint("user_id"),
         UniqueConstraint("address"),
+        Index("ix_wallets_armed_balance", "balance", postgresql_where=text("low_balance_armed")),
+        Index(
+            "ix_wallets_disarmed_balance", "balance", postgresql_where=text("NOT low_balance_armed")
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(
@@ -90,6 +94,11 @@ class Wallet(Base):
     last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    # Low-balance alerts: armed once the balance is at or above the threshold; an alert fires
+    # (and disarms) when an armed wallet drops below it — exactly one alert per crossing.
+    low_balance_armed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, server_default=text("false")
     )
 
 
@@ -218,8 +227,22 @@ class AuditLog(Base):
 
 
 class Notification(Base):
+    """The outbox: written in the same database transaction as the event it reports, pushed
+    (Redis pub/sub → SSE, webhooks) only after that commit."""
+
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_id_id", "user_id", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_user_id_id", "user_id", "id"),
+        Index(
+            "ix_notifications_webhook_due",
+            "webhook_next_at",
+            postgresql_where=text("webhook_status = 'pending'"),
+        ),
+        CheckConstraint(
+            "webhook_status IS NULL OR webhook_status IN ('pending', 'delivered', 'failed')",
+            name="webhook_status",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
@@ -233,6 +256,14 @@ class Notification(Base):
     )
     created_at: Mapped[datetime] = _now()
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Webhook delivery (only when WEBHOOK_URL is configured at the time of writing).
+    webhook_status: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    webhook_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    webhook_last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_delivered_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
 
 
 class SettlementShard(Base):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from app.domain.notifications import NewNotification, for_outcome
 from app.domain.transactions import FailureReason, Kind, Status, WalletKind
 
 ON_CHAIN = "on_chain"
@@ -29,10 +30,16 @@ class WalletState:
     reserved: Decimal
     settled_seq: int
     is_active: bool
+    user_id: uuid.UUID | None = None
 
     @property
     def may_go_negative(self) -> bool:
         return self.kind == WalletKind.EXTERNAL.value
+
+    @property
+    def notified_user(self) -> uuid.UUID | None:
+        """Only people are notified, not the platform or contra accounts."""
+        return self.user_id if self.kind == WalletKind.USER.value else None
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class BatchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     postings: list[Posting] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)
+    notifications: list[NewNotification] = field(default_factory=list)
 
     @property
     def sent_on_chain(self) -> list[uuid.UUID]:
@@ -126,6 +134,7 @@ def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: Ba
     reason = failure_reason(debit, credit, tx.amount)
     if reason is not None:
         result.outcomes.append(Outcome(tx.id, Status.FAILED, reason))
+        _notify(result, tx, Status.FAILED, debit, credit, reason.value)
         return
     debit.balance -= tx.amount
     credit.balance += tx.amount
@@ -135,8 +144,30 @@ def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: Ba
         result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=ON_CHAIN))
     else:
         result.outcomes.append(Outcome(tx.id, Status.COMPLETED))
+        _notify(result, tx, Status.COMPLETED, debit, credit, None)
     result.postings.append(Posting(tx.id, debit.id, -tx.amount, debit.balance))
     result.postings.append(Posting(tx.id, credit.id, tx.amount, credit.balance))
+
+
+def _notify(
+    result: BatchResult,
+    tx: PendingTx,
+    status: Status,
+    debit: WalletState,
+    credit: WalletState,
+    reason: str | None,
+) -> None:
+    result.notifications += for_outcome(
+        kind=tx.kind,
+        status=status.value,
+        transaction_id=tx.id,
+        amount=tx.amount,
+        debit_user=debit.notified_user,
+        credit_user=credit.notified_user,
+        reason=reason,
+        debit_balance=debit.balance,
+        credit_balance=credit.balance,
+    )
 
 
 def failure_reason(

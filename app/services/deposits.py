@@ -31,7 +31,7 @@ from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet
-from app.services import chain_accounts
+from app.services import chain_accounts, notifications
 from app.services.submission import Line, advance_staged, record, shard_of
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
@@ -223,13 +223,26 @@ def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Dec
             stage=None,
             failure_reason=FailureReason.EXPIRED.value,
         )
-        if expired:
-            session.execute(
-                update(Wallet)
-                .where(Wallet.id == system.wallet_id("chain"))
-                .values(reserved=Wallet.reserved - amount)
-            )
-    return "expired" if expired else "noop"
+        if expired is None:
+            return "noop"
+        session.execute(
+            update(Wallet)
+            .where(Wallet.id == system.wallet_id("chain"))
+            .values(reserved=Wallet.reserved - amount)
+        )
+        told = notifications.write_outcome(
+            wiring,
+            session,
+            kind=Kind.DEPOSIT.value,
+            status=Status.FAILED.value,
+            transaction_id=tx_id,
+            amount=amount,
+            debit_wallet=None,
+            credit_wallet=expired.credit_wallet_id,
+            reason=FailureReason.EXPIRED.value,
+        )
+    notifications.dispatch(wiring, told)
+    return "expired"
 
 
 def _note_rejections(wiring: Wiring, tx_id: uuid.UUID, rejected: list[dict[str, Any]]) -> None:

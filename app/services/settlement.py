@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Row, text
@@ -32,6 +32,7 @@ from app.config import Config
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
 from app.domain.transactions import FailureReason
 from app.queue import PROCESS_WITHDRAWAL
+from app.services import notifications
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _WALLET_CANDIDATES = text(
 )
 _LOCK_WALLETS = text(
     """
-    SELECT id, kind, balance, reserved, settled_seq, is_active
+    SELECT id, kind, balance, reserved, settled_seq, is_active, user_id
       FROM wallets
      WHERE id = ANY(CAST(:ids AS uuid[]))
      ORDER BY id
@@ -140,12 +141,13 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                 return report  # another job owns the shard; it re-checks after unlocking
             try:
                 while time.monotonic() < deadline:
-                    settled, more, on_chain = _settle_next(conn, config, shard)
-                    for tx_id in on_chain:  # committed: the chain worker may send it now
+                    committed = _settle_next(conn, config, shard)
+                    notifications.dispatch(wiring, committed.notifications)
+                    for tx_id in committed.on_chain:  # the chain worker may send it now
                         wiring.queue.send(PROCESS_WITHDRAWAL, str(tx_id))
-                    report.settled += settled
+                    report.settled += committed.settled
                     report.batches += 1
-                    if not more:
+                    if not committed.more:
                         break
             finally:
                 _unlock(conn, shard)
@@ -180,32 +182,51 @@ def _unlock(conn: Connection, shard: int) -> None:
     conn.commit()
 
 
-def _settle_next(conn: Connection, config: Config, shard: int) -> tuple[int, bool, list[uuid.UUID]]:
-    """One batch. Returns (transactions settled, whether the shard may have more, withdrawals
-    now on their way to the chain)."""
+@dataclass
+class Committed:
+    """What committed batches produced, to act on after commit."""
+
+    settled: int = 0
+    more: bool = False
+    on_chain: list[uuid.UUID] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: BatchResult, notifications: list[dict[str, Any]]) -> None:
+        self.settled += len(result.outcomes)
+        self.on_chain += result.sent_on_chain
+        self.notifications += notifications
+
+
+def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
+    """One batch (or, after a crash, one wallet-by-wallet pass) of the shard."""
     with conn.begin():
         unclean = int(conn.scalar(_MARK_UNCLEAN, {"shard": shard}) or 0)
+    committed = Committed()
     if unclean <= 1:
         try:
             with conn.begin():
                 rows = conn.execute(
                     _CANDIDATES, {"shard": shard, "limit": config.settlement_batch_size}
                 ).all()
-                result = _settle_rows(conn, rows)
+                result, notifications = _settle_rows(conn, rows, config)
                 conn.execute(_MARK_CLEAN, {"shard": shard})
-            more = len(rows) == config.settlement_batch_size
-            return len(result.outcomes), more, result.sent_on_chain
+            committed.add(result, notifications)
+            committed.more = len(rows) == config.settlement_batch_size
+            return committed
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise
             log.exception("batch settlement of shard %s failed; isolating wallets", shard)
         except ConcurrentChangeError:
             log.warning("concurrent change while settling shard %s; isolating wallets", shard)
-    settled, on_chain = _settle_isolated(conn, config, shard)
-    return settled, True, on_chain
+    _settle_isolated(conn, config, shard, committed)
+    committed.more = True
+    return committed
 
 
-def _settle_rows(conn: Connection, rows: Sequence[Row[Any]]) -> BatchResult:
+def _settle_rows(
+    conn: Connection, rows: Sequence[Row[Any]], config: Config
+) -> tuple[BatchResult, list[dict[str, Any]]]:
     candidates = [
         PendingTx(
             r.id, r.debit_wallet_id, r.credit_wallet_id, r.amount, r.seq, r.created_at, r.kind
@@ -213,16 +234,21 @@ def _settle_rows(conn: Connection, rows: Sequence[Row[Any]]) -> BatchResult:
         for r in rows
     ]
     if not candidates:
-        return BatchResult()
+        return BatchResult(), []
     ids = sorted({t.debit_wallet_id for t in candidates} | {t.credit_wallet_id for t in candidates})
     wallets = {
-        w.id: WalletState(w.id, w.kind, w.balance, w.reserved, w.settled_seq, w.is_active)
+        w.id: WalletState(
+            w.id, w.kind, w.balance, w.reserved, w.settled_seq, w.is_active, w.user_id
+        )
         for w in conn.execute(_LOCK_WALLETS, {"ids": ids})
     }
     result = settle_batch(wallets, candidates)
-    if result.outcomes:
-        _write(conn, wallets, result)
-    return result
+    if not result.outcomes:
+        return result, []
+    _write(conn, wallets, result)
+    return result, notifications.write(
+        conn, result.notifications, webhooks=bool(config.webhook_url)
+    )
 
 
 def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
@@ -259,7 +285,7 @@ def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batc
     )
 
 
-def _settle_isolated(conn: Connection, config: Config, shard: int) -> tuple[int, list[uuid.UUID]]:
+def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Committed) -> None:
     """Wallet by wallet, each in its own transaction, so one poison transaction cannot block (or
     crash-loop) the rest. A wallet's next transaction that has used up its attempts fails."""
     with conn.begin():
@@ -275,7 +301,6 @@ def _settle_isolated(conn: Connection, config: Config, shard: int) -> tuple[int,
             .scalars()
             .all()
         )
-    settled, on_chain = 0, []
     for wallet_id in wallet_ids:
         with conn.begin():
             bumped = conn.execute(_BUMP_ATTEMPTS, {"wallet_id": wallet_id}).first()
@@ -284,22 +309,20 @@ def _settle_isolated(conn: Connection, config: Config, shard: int) -> tuple[int,
         try:
             with conn.begin():
                 if bumped.attempts > config.settlement_max_attempts:
-                    settled += _fail_poison(conn, bumped.id)
-                else:
-                    rows = conn.execute(
-                        _WALLET_CANDIDATES,
-                        {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
-                    ).all()
-                    result = _settle_rows(conn, rows)
-                    settled += len(result.outcomes)
-                    on_chain += result.sent_on_chain
+                    committed.settled += _fail_poison(conn, bumped.id)
+                    continue
+                rows = conn.execute(
+                    _WALLET_CANDIDATES,
+                    {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
+                ).all()
+                result, written = _settle_rows(conn, rows, config)
+            committed.add(result, written)
         except (DBAPIError, ConcurrentChangeError) as exc:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 raise
             log.exception("settling wallet %s failed (attempt %s)", wallet_id, bumped.attempts)
     with conn.begin():
         conn.execute(_MARK_CLEAN, {"shard": shard})
-    return settled, on_chain
 
 
 def _fail_poison(conn: Connection, tx_id: uuid.UUID) -> int:

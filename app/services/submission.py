@@ -221,7 +221,7 @@ def refunded_so_far(session: Session, parent_id: uuid.UUID) -> Decimal:
 def advance_staged(session: Session, tx_id: uuid.UUID, stage: str, /, **values: Any) -> Any:
     """Compare-and-set for chain-staged work: move a PENDING transaction that is still in `stage`
     (a redelivered task finds it moved on and changes nothing). Returns the updated row's
-    (debit_wallet_id, amount), or None when it had already moved."""
+    (debit_wallet_id, credit_wallet_id, amount), or None when it had already moved."""
     return session.execute(
         update(Transaction)
         .where(
@@ -230,5 +230,5 @@ def advance_staged(session: Session, tx_id: uuid.UUID, stage: str, /, **values: 
             Transaction.stage == stage,
         )
         .values(updated_at=func.now(), **values)
-        .returning(Transaction.debit_wallet_id, Transaction.amount)
+        .returning(Transaction.debit_wallet_id, Transaction.credit_wallet_id, Transaction.amount)
     ).first()

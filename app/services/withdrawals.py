@@ -24,7 +24,7 @@ from app.chain.solana import build_token_transfer
 from app.domain.errors import WalletNotConnectedError
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet
-from app.services import chain_accounts
+from app.services import chain_accounts, notifications
 from app.services.idempotency import Reply
 from app.services.submission import Line, advance_staged, record, shard_of, submit
 from app.services.transfers import Caller, Idempotency, check_limit, record_single
@@ -111,7 +111,7 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
         return fail(wiring, system, tx_id, FailureReason.CHAIN_REJECTED, str(status.err))
     if status.finalized:
         with wiring.db.transaction() as session:
-            advance_staged(
+            done = advance_staged(
                 session,
                 tx_id,
                 ON_CHAIN,
@@ -119,7 +119,22 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
                 stage=None,
                 completed_at=func.now(),
             )
-        return "completed"
+            told = (
+                []
+                if done is None
+                else notifications.write_outcome(
+                    wiring,
+                    session,
+                    kind=Kind.WITHDRAWAL.value,
+                    status=Status.COMPLETED.value,
+                    transaction_id=tx_id,
+                    amount=done.amount,
+                    debit_wallet=done.debit_wallet_id,
+                    credit_wallet=None,
+                )
+            )
+        notifications.dispatch(wiring, told)
+        return "completed" if done is not None else "noop"
     return "confirming"
 
 
@@ -145,6 +160,17 @@ def fail(
         )
         if failed is None:
             return "noop"
+        told = notifications.write_outcome(
+            wiring,
+            session,
+            kind=Kind.WITHDRAWAL.value,
+            status=Status.FAILED.value,
+            transaction_id=tx_id,
+            amount=failed.amount,
+            debit_wallet=failed.debit_wallet_id,
+            credit_wallet=None,
+            reason=reason.value,
+        )
         record(
             session,
             kind=Kind.REFUND,
@@ -161,6 +187,7 @@ def fail(
             shards=shards,
             parent_id=tx_id,
         )
+    notifications.dispatch(wiring, told)
     wiring.queue.kick_settlement(shard_of(chain_wallet, shards))
     return "failed"
 

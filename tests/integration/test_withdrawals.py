@@ -136,7 +136,9 @@ def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solan
         assert _tx(db, tx_id).status == "pending"
     finally:
         solana.set_fault(None)
-    assert withdrawals.process(wiring, system, tx_id) == "completed"
+    # whichever runs first after the RPC is back — this call or the queued task — completes it
+    assert withdrawals.process(wiring, system, tx_id) in ("completed", "noop")
+    assert _tx(db, tx_id).status == "completed"
     assert balance(db, user) == Decimal(47)
 
 

@@ -1,0 +1,58 @@
+"""Which users learn what when a transaction settles — pure rules."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from app.domain.transactions import Kind, Status
+
+# (transaction kind, final status) → (kind told to the debited user, kind told to the credited).
+_KINDS: dict[tuple[str, str], tuple[str | None, str | None]] = {
+    (Kind.TRANSFER, Status.COMPLETED): ("transfer_sent", "transfer_received"),
+    (Kind.TRANSFER, Status.FAILED): ("transfer_failed", None),
+    (Kind.SERVICE_FEE, Status.COMPLETED): ("service_fee_charged", None),
+    (Kind.REWARD, Status.COMPLETED): (None, "reward_received"),
+    (Kind.REFUND, Status.COMPLETED): ("refund_debited", "refund_received"),
+    (Kind.DEPOSIT, Status.COMPLETED): (None, "deposit_confirmed"),
+    (Kind.DEPOSIT, Status.FAILED): (None, "deposit_expired"),
+    (Kind.WITHDRAWAL, Status.COMPLETED): ("withdrawal_completed", None),
+    (Kind.WITHDRAWAL, Status.FAILED): ("withdrawal_failed", None),
+}
+LOW_BALANCE = "low_balance"
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    user_id: uuid.UUID
+    kind: str
+    transaction_id: uuid.UUID | None
+    amount: Decimal | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def for_outcome(
+    *,
+    kind: str,
+    status: str,
+    transaction_id: uuid.UUID,
+    amount: Decimal,
+    debit_user: uuid.UUID | None,
+    credit_user: uuid.UUID | None,
+    reason: str | None = None,
+    debit_balance: Decimal | None = None,
+    credit_balance: Decimal | None = None,
+) -> list[NewNotification]:
+    """Notifications for the users (not system accounts: pass None) a final outcome affects.
+    Amounts are signed from each recipient's side."""
+    debit_kind, credit_kind = _KINDS.get((kind, status), (None, None))
+    found = []
+    if debit_kind and debit_user is not None:
+        data = {"status": status, "failure_reason": reason, "balance_after": debit_balance}
+        found.append(NewNotification(debit_user, debit_kind, transaction_id, -amount, data))
+    if credit_kind and credit_user is not None:
+        data = {"status": status, "failure_reason": reason, "balance_after": credit_balance}
+        found.append(NewNotification(credit_user, credit_kind, transaction_id, amount, data))
+    return found
