@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, request
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from app.api import chain, connections, health, internal, problems, wallet
+from app.api import chain, connections, health, internal, notifications, problems, wallet
 from app.bootstrap import bootstrap
 from app.config import Config
 from app.domain.errors import WalletError
@@ -46,6 +46,7 @@ def create_app(config: Config | None = None) -> Flask:
     api.register_blueprint(wallet.bp)
     api.register_blueprint(internal.bp)
     api.register_blueprint(chain.bp)
+    api.register_blueprint(notifications.bp)
     api.register_blueprint(connections.bp)
     app.register_blueprint(health.bp)
     problems.register(app)

@@ -29,8 +29,9 @@ from sqlalchemy.exc import DBAPIError
 
 from app.bootstrap import Wiring
 from app.config import Config
+from app.domain.notifications import for_outcome
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
-from app.domain.transactions import FailureReason
+from app.domain.transactions import FailureReason, Status
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import notifications
 
@@ -309,7 +310,9 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
         try:
             with conn.begin():
                 if bumped.attempts > config.settlement_max_attempts:
-                    committed.settled += _fail_poison(conn, bumped.id)
+                    told = _fail_poison(conn, bumped.id, config)
+                    committed.settled += 1 if told is not None else 0
+                    committed.notifications += told or []
                     continue
                 rows = conn.execute(
                     _WALLET_CANDIDATES,
@@ -325,27 +328,39 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
         conn.execute(_MARK_CLEAN, {"shard": shard})
 
 
-def _fail_poison(conn: Connection, tx_id: uuid.UUID) -> int:
-    """Fail a transaction that keeps breaking settlement, releasing its reservation."""
+def _fail_poison(conn: Connection, tx_id: uuid.UUID, config: Config) -> list[dict[str, Any]] | None:
+    """Fail a transaction that keeps breaking settlement, releasing its reservation; returns the
+    notifications written (None when it was no longer pending)."""
     row = conn.execute(
         text(
             "UPDATE transactions SET status = 'failed', failure_reason = :reason,"
             " updated_at = now() WHERE id = :id AND status = 'pending'"
-            " RETURNING debit_wallet_id, amount, seq"
+            " RETURNING kind, debit_wallet_id, credit_wallet_id, amount, seq"
         ),
         {"id": tx_id, "reason": FailureReason.SETTLEMENT_ERROR.value},
     ).first()
     if row is None:
-        return 0
-    conn.execute(
+        return None
+    debit = conn.execute(
         text(
             "UPDATE wallets SET reserved = reserved - :amount,"
             " settled_seq = GREATEST(settled_seq, :seq) WHERE id = :id"
+            " RETURNING CASE WHEN kind = 'user' THEN user_id END AS user_id, balance"
         ),
         {"amount": row.amount, "seq": row.seq, "id": row.debit_wallet_id},
-    )
+    ).one()
     log.error("transaction %s failed after repeated settlement errors", tx_id)
-    return 1
+    told = for_outcome(
+        kind=row.kind,
+        status=Status.FAILED.value,
+        transaction_id=tx_id,
+        amount=row.amount,
+        debit_user=debit.user_id,
+        credit_user=None,
+        reason=FailureReason.SETTLEMENT_ERROR.value,
+        debit_balance=debit.balance,
+    )
+    return notifications.write(conn, told, webhooks=bool(config.webhook_url))
 
 
 def sweep(wiring: Wiring) -> list[int]:

@@ -20,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[str]:
     port = free_port()
-    env = dict(os.environ, API_PORT=str(port), WEB_CONCURRENCY="2", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        API_PORT=str(port),
+        WEB_CONCURRENCY="2",
+        PYTHONPATH=str(ROOT),
+        SSE_HEARTBEAT_SECONDS="1",
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,
