@@ -7,7 +7,7 @@ import pytest
 from app.api.auth import decode_token, issue_token
 from app.domain.errors import AuthenticationError
 
-SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
+SECRET = "unit-secret-0123456789abcdef0123456789abcdef0123456789abcdef"
 
 
 def test_a_token_round_trips_subject_and_role() -> None:
