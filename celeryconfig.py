@@ -50,9 +50,22 @@ beat_schedule: dict[str, dict[str, object]] = {
         "options": {"expires": 30},
     },
     "scan-late-deposits": {"task": "chain.scan_late_deposits", "schedule": 300.0},
+    "refresh-gauges": {"task": "maintenance.refresh_gauges", "schedule": 15.0},
     "expire-idempotency-keys": {"task": "maintenance.expire_idempotency_keys", "schedule": 3600.0},
     "check-ledger": {
         "task": "maintenance.check_ledger",
         "schedule": _env_float("LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
+    },
+    # Webhook deliveries whose countdown retry was lost (or whose worker died mid-POST).
+    "webhooks-retry-due": {
+        "task": "webhooks.retry_due",
+        "schedule": _env_float("WEBHOOK_RETRY_SECONDS", 10.0),
+        "options": {"expires": 30},
+    },
+    # One alert per crossing below a wallet's low-balance threshold.
+    "low-balance-alerts": {
+        "task": "alerts.low_balance",
+        "schedule": _env_float("LOW_BALANCE_INTERVAL_SECONDS", 60.0),
+        "options": {"expires": 120},
     },
 }

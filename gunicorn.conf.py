@@ -13,4 +13,12 @@ worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = 60
 graceful_timeout = 20
-accesslog = "-"
+accesslog = None  # the app writes one JSON access line per request (app/api/observability.py)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Multi-process Prometheus metrics: forget a dead worker's live gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

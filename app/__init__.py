@@ -5,7 +5,18 @@ from __future__ import annotations
 from flask import Flask, request
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
-from app.api import chain, connections, health, internal, notifications, problems, wallet
+from app.api import (
+    admin,
+    chain,
+    connections,
+    health,
+    internal,
+    notifications,
+    observability,
+    problems,
+    settings,
+    wallet,
+)
 from app.bootstrap import bootstrap
 from app.config import Config
 from app.domain.errors import WalletError
@@ -48,8 +59,11 @@ def create_app(config: Config | None = None) -> Flask:
     api.register_blueprint(chain.bp)
     api.register_blueprint(notifications.bp)
     api.register_blueprint(connections.bp)
+    api.register_blueprint(settings.bp)
+    api.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     problems.register(app)
+    observability.register(app)
     app.before_request(_reject_malformed_json)
 
     from app import cli

@@ -10,6 +10,7 @@ from app.chain.solana import SolanaRpcClient
 from app.config import Config
 from app.db import Database
 from app.queue import TaskQueue
+from app.sealing import Keyring
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Wiring:
     queue: TaskQueue
     chain: SolanaRpcClient
     chain_quick: SolanaRpcClient  # for request paths: one short try, no retries
+    keyring: Keyring
 
 
 def bootstrap(config: Config) -> Wiring:
@@ -36,4 +38,5 @@ def bootstrap(config: Config) -> Wiring:
             config.solana_rpc_url, timeout=config.rpc_timeout_seconds, retries=config.rpc_retries
         ),
         chain_quick=SolanaRpcClient(config.solana_rpc_url, timeout=1.0, retries=0),
+        keyring=Keyring(config.wallet_data_key),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from urllib.parse import urlparse
@@ -14,7 +15,8 @@ from solders.pubkey import Pubkey
 from app.api.auth import TOKEN_ROLES, issue_token
 from app.chain.rpc import ChainRejectedError, ChainUnavailableError, JsonRpc
 from app.domain.money import AmountError, parse_amount, to_wire
-from app.services import invariants, transfers
+from app.sealing import generate_key_spec
+from app.services import invariants, keys, transfers
 
 users = AppGroup("users", help="Users and tokens.")
 
@@ -94,7 +96,35 @@ def fund(address: str, amount: str, sol: str) -> None:
     click.echo(f"funded {address} with {to_wire(tokens)} tokens and {sol} SOL: {signature}")
 
 
+keys_group = AppGroup("keys", help="Encryption keys for data at rest (WALLET_DATA_KEY).")
+
+
+@keys_group.command("rotate")
+def rotate_keys() -> None:
+    """Re-seal wallet data under the first (current) key of WALLET_DATA_KEY."""
+    wiring = current_app.extensions["wallet"]
+    count = keys.rotate(wiring.db, wiring.keyring)
+    click.echo(f"re-sealed {count} value(s) under key {wiring.keyring.current!r}")
+
+
+@keys_group.command("generate")
+def generate_key() -> None:
+    """Print a new key entry to put first in WALLET_DATA_KEY."""
+    click.echo(generate_key_spec())
+
+
+@keys_group.command("seal")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def seal_file(path: str) -> None:
+    """Print PATH (e.g. the treasury keypair JSON) sealed, for TREASURY_KEYPAIR=sealed:<…>."""
+    wiring = current_app.extensions["wallet"]
+    with open(path) as handle:
+        sealed = wiring.keyring.seal({"content": handle.read()})
+    click.echo("sealed:" + json.dumps(sealed, separators=(",", ":")))
+
+
 def register(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(ledger)
     app.cli.add_command(dev)
+    app.cli.add_command(keys_group)

@@ -63,7 +63,10 @@ class Config:
     webhook_timeout_seconds: float = 5.0
     low_balance_interval_seconds: float = 60.0
     sse_heartbeat_seconds: float = 15.0
+    # Encryption at rest: "<kid>:<base64 key>[,…]"; the development default is NOT secret.
+    wallet_data_key: str = "dev:ZGV2LW9ubHktd2FsbGV0LWRhdGEta2V5LTMyYnl0ZXM="
     # HTTP
+    metrics_token: str = ""
     domain: str = "localhost"
     database_pool_size: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
@@ -99,6 +102,8 @@ class Config:
             webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0),
             low_balance_interval_seconds=_float(env, "LOW_BALANCE_INTERVAL_SECONDS", 60.0),
             sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
+            metrics_token=env.get("METRICS_TOKEN", ""),
+            wallet_data_key=env.get("WALLET_DATA_KEY", cls.wallet_data_key),
             domain=env.get("APP_DOMAIN", "localhost"),
             database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
         )

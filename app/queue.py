@@ -9,6 +9,9 @@ from typing import Any
 
 import redis
 from celery import Celery
+from celery.signals import before_task_publish
+
+from app import logs
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +20,14 @@ PROCESS_WITHDRAWAL = "chain.process_withdrawal"
 CHECK_DEPOSIT = "chain.check_deposit"
 _KICK_FLAG = "settle:queued:{shard}"
 _KICK_FLAG_TTL = 10
+
+
+@before_task_publish.connect
+def _carry_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    """Tasks a request causes carry its id, so their log lines can be joined to it."""
+    rid = logs.request_id.get()
+    if rid and headers is not None:
+        headers.setdefault("request_id", rid)
 
 
 class TaskQueue:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,11 @@ def run() -> int:
         "FLOWER_BASIC_AUTH", _secret_file("flower_auth", f"admin:{secrets.token_urlsafe(12)}")
     )
     env["API_PORT"] = env.get("PORT", "8000")
+    if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # every process's metrics, one /metrics
+        metrics_dir = VAR / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env.setdefault("FLOWER_PORT", "5555")
 
     stoppers: list[Callable[[], None]] = []

@@ -7,10 +7,16 @@ servers are started under var/test/ and stopped at the end.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "test-secret-" + secrets.token_hex(16)
+WEBHOOK_SECRET = "whsec-test-" + secrets.token_hex(16)
 
 
 class Servers:
@@ -95,6 +102,101 @@ def servers() -> Servers:
     return _servers
 
 
+@dataclass(frozen=True)
+class ReceivedWebhook:
+    headers: dict[str, str]  # lower-case names
+    body: str
+
+
+@dataclass(frozen=True)
+class Stall:
+    """A programmed answer: wait this long, then answer 200 (to provoke client timeouts)."""
+
+    seconds: float
+
+
+class WebhookReceiver:
+    """The webhook endpoint of the whole test session (WEBHOOK_URL points here, so every
+    notification of the suite is delivered to it). Records each POST and answers 200, or the
+    next programmed answer for the notification id or its user (and kind)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: list[ReceivedWebhook] = []
+        self._plans: dict[str, list[int | Stall]] = {}
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver._handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhooks"
+
+    def program(
+        self,
+        answers: list[int | Stall],
+        *,
+        notification_id: int | None = None,
+        user_id: uuid.UUID | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """Answer the next requests for this notification (or user, optionally one kind) with
+        `answers` in order, then 200 again."""
+        key = f"id:{notification_id}" if notification_id is not None else f"user:{user_id}:{kind}"
+        with self._lock:
+            self._plans[key] = list(answers)
+
+    def received(self, notification_id: int) -> list[ReceivedWebhook]:
+        with self._lock:
+            return [
+                r for r in self._requests if r.headers.get("x-webhook-id") == str(notification_id)
+            ]
+
+    def _answer(self, request: ReceivedWebhook) -> int | Stall:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = {}
+        keys = [
+            f"id:{request.headers.get('x-webhook-id')}",
+            f"user:{body.get('user_id')}:{body.get('kind')}",
+            f"user:{body.get('user_id')}:None",
+        ]
+        with self._lock:
+            self._requests.append(request)
+            for key in keys:
+                if self._plans.get(key):
+                    return self._plans[key].pop(0)
+        return 200
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)).decode()
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        answer = self._answer(ReceivedWebhook(headers, body))
+        if isinstance(answer, Stall):
+            time.sleep(answer.seconds)
+            answer = 200
+        try:
+            handler.send_response(answer)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+        except OSError:
+            pass  # the client gave up (timeout)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+_webhook_receiver: WebhookReceiver | None = None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     global _servers
     _servers = Servers()
@@ -102,9 +204,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["REDIS_URL"] = _servers.redis_url
     os.environ["JWT_SECRET"] = JWT_SECRET
     os.environ["SWEEPER_STALE_SECONDS"] = "0.5"
+    os.environ["WALLET_DATA_KEY"] = "test:" + base64.b64encode(secrets.token_bytes(32)).decode()
     os.environ["SOLANA_RPC_URL"] = _servers.solana.url
     os.environ["TOKEN_MINT"] = str(_servers.solana.mint)
     os.environ["TREASURY_KEYPAIR"] = str(_servers.solana.state_dir / "treasury.json")
+    global _webhook_receiver
+    _webhook_receiver = WebhookReceiver()
+    os.environ["WEBHOOK_URL"] = _webhook_receiver.url
+    os.environ["WEBHOOK_SECRET"] = WEBHOOK_SECRET
     redis_lib.Redis.from_url(_servers.redis_url).flushdb()
     migrate(_servers.database_url, "head")
 
@@ -112,6 +219,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if _servers is not None:
         _servers.close()
+    if _webhook_receiver is not None:
+        _webhook_receiver.close()
 
 
 def migrate(database_url: str, revision: str, *, down: bool = False) -> None:
@@ -205,3 +314,10 @@ def worker(celery_app: Any) -> Iterator[Any]:
         shutdown_timeout=30,
     ) as controller:
         yield controller
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> WebhookReceiver:
+    """The session's webhook endpoint (see `WebhookReceiver`)."""
+    assert _webhook_receiver is not None
+    return _webhook_receiver

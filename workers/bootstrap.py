@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
 
-from app import create_app
+from app import create_app, logs
+
+log = logging.getLogger("workers")
 
 
 def make_celery(flask_app: Flask | None = None) -> Celery:
@@ -15,8 +18,13 @@ def make_celery(flask_app: Flask | None = None) -> Celery:
 
     class AppContextTask(Task):  # type: ignore[misc]
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
-            with app.app_context():
-                return self.run(*args, **kwargs)
+            token = logs.request_id.set(getattr(self.request, "request_id", None))
+            try:
+                log.info("task %s started", self.name)
+                with app.app_context():
+                    return self.run(*args, **kwargs)
+            finally:
+                logs.request_id.reset(token)
 
     celery = Celery("wallet", task_cls=AppContextTask)
     celery.config_from_object("celeryconfig")

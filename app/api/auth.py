@@ -14,6 +14,7 @@ from flask import current_app, g, request
 
 from app.domain.errors import AuthenticationError, PermissionDeniedError
 from app.domain.transactions import Role
+from app.services import audit
 
 TOKEN_ROLES = {Role.USER.value, Role.SERVICE.value, Role.ADMIN.value}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,12 +62,20 @@ def _bearer_token() -> str:
     return token.strip()
 
 
+def _decode(wiring: Any) -> tuple[uuid.UUID, str]:
+    return decode_token(wiring.config.jwt_secret, _bearer_token(), wiring.config.jwt_leeway_seconds)
+
+
 def authenticate() -> Principal:
     """Decode the caller's token and provision them (user and wallet) on first use."""
     wiring = current_app.extensions["wallet"]
-    user_id, role = decode_token(
-        wiring.config.jwt_secret, _bearer_token(), wiring.config.jwt_leeway_seconds
-    )
+    try:
+        user_id, role = _decode(wiring)
+    except AuthenticationError as error:
+        audit.record_alone(
+            wiring.db, "auth.failed", actor_id=None, target=request.path, reason=error.detail
+        )
+        raise
     wallet_id = current_app.extensions["provisioner"].wallet_id_for(user_id, role)
     principal = Principal(user_id=user_id, role=role, wallet_id=wallet_id)
     g.principal = principal

@@ -65,6 +65,7 @@ def connect(args: dict[str, Any]) -> dict[str, Any]:
         args["wallet_address"],
         args["signature"],
         _request_context(),
+        wiring().keyring,
     )
     return {
         "success": True,

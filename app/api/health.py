@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+import hmac
+
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
+
+from app import metrics
+from app.domain.errors import AuthenticationError
 
 bp = Blueprint("health", __name__)
 
@@ -11,6 +16,19 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> Response:
     return jsonify(status="ok")
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus exposition (all processes when PROMETHEUS_MULTIPROC_DIR is set). Protected by a
+    bearer token when METRICS_TOKEN is set."""
+    token = current_app.extensions["wallet"].config.metrics_token
+    if token and not hmac.compare_digest(
+        request.headers.get("Authorization", ""), f"Bearer {token}"
+    ):
+        raise AuthenticationError("metrics token required")
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)
 
 
 @bp.get("/readyz")

@@ -10,6 +10,7 @@ from flask import Flask, Response, json, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
+from app import metrics
 from app.domain.errors import WalletError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ _CODES_BY_STATUS = {
 
 
 def problem(status: int, code: str, detail: str | None = None, **extra: Any) -> Response:
+    metrics.ERRORS.labels(code, str(status)).inc()
     title = HTTPStatus(status).phrase
     body = {
         "type": f"https://errors.wallet.local/{code}",

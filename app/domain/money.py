@@ -35,6 +35,6 @@ def parse_amount(raw: object) -> Decimal:
     return value.quantize(QUANTUM)
 
 
-def to_wire(value: Decimal) -> str:
+def to_wire(value: Decimal | int) -> str:
     """The canonical wire form: a plain decimal string with exactly six places, e.g. "10.500000"."""
-    return f"{value.quantize(QUANTUM):f}"
+    return f"{Decimal(value).quantize(QUANTUM):f}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from decimal import Decimal
 
 from solders.keypair import Keypair
@@ -10,6 +11,7 @@ from solders.pubkey import Pubkey
 
 from app.chain.solana import load_keypair
 from app.config import Config
+from app.sealing import Keyring
 
 
 @functools.lru_cache(maxsize=4)
@@ -18,9 +20,14 @@ def _keypair(source: str) -> Keypair:
 
 
 def treasury(config: Config) -> Keypair:
-    if not config.treasury_keypair:
+    """The treasury key: a keypair file/JSON, or `sealed:<json>` (made by `flask keys seal`),
+    opened with WALLET_DATA_KEY so the key never rests in plaintext."""
+    source = config.treasury_keypair
+    if not source:
         raise RuntimeError("TREASURY_KEYPAIR is not configured")
-    return _keypair(config.treasury_keypair)
+    if source.startswith("sealed:"):
+        source = Keyring(config.wallet_data_key).unseal(json.loads(source[7:]))["content"]
+    return _keypair(source)
 
 
 def mint(config: Config) -> Pubkey:

@@ -22,6 +22,7 @@ from app.domain.errors import (
 )
 from app.metrics import WALLET_CONNECTIONS, WALLET_DISCONNECTIONS
 from app.models import AuditLog, Wallet, WalletChallenge
+from app.sealing import Keyring
 
 ADDRESS_UNIQUE = "uq_wallets_address"
 # Rejections of the caller's proof; anything else (a database outage) is not an attempt to audit.
@@ -92,8 +93,10 @@ def connect(
     address: str,
     signature: str,
     context: RequestContext = RequestContext(),
+    keyring: Keyring | None = None,
 ) -> Connection:
-    """Connect `address` to the caller's wallet once `signature` proves they hold its key.
+    """Connect `address` to the caller's wallet once `signature` proves they hold its key. The
+    proof (signed message and signature) is kept sealed in `wallets.data` when a keyring is given.
 
     A wrong signature leaves the challenge open until it expires (a retry needs no new one); a
     successful one consumes it. Reconnecting the connected address is a no-op; a different
@@ -101,7 +104,7 @@ def connect(
     """
     audit = _Audit(context, user_id, wallet_id)
     try:
-        connection = _connect(db, audit, address, signature)
+        connection = _connect(db, audit, address, signature, keyring)
     except REJECTIONS as error:
         # The main transaction rolled back; the failed attempt is recorded in its own.
         with db.transaction() as session:
@@ -119,7 +122,9 @@ def connect(
     return connection
 
 
-def _connect(db: Database, audit: _Audit, address: str, signature: str) -> Connection:
+def _connect(
+    db: Database, audit: _Audit, address: str, signature: str, keyring: Keyring | None
+) -> Connection:
     user_id, wallet_id = audit.actor_id, audit.wallet_id
     normalised = siws.normalise_address(address)
     signed = siws.decode_signature(signature)
@@ -140,6 +145,14 @@ def _connect(db: Database, audit: _Audit, address: str, signature: str) -> Conne
             if previous is not None and previous != normalised:
                 audit.record(session, "wallet.disconnected", address=previous, reason="replaced")
             wallet.address = normalised
+            if keyring is not None:
+                proof = {
+                    "address": normalised,
+                    "message": challenge.message,
+                    "signature": signature,
+                    "connected_at": now.isoformat(),
+                }
+                wallet.data = {**wallet.data, "connection_proof": keyring.seal(proof)}
             # Flush here so a concurrent connect of the same address fails inside this block.
             session.flush()
             audit.record(session, "wallet.connected", address=normalised, nonce=challenge.nonce)
@@ -169,6 +182,7 @@ def disconnect(
         if previous is None:
             return None
         wallet.address = None
+        wallet.data = {k: v for k, v in wallet.data.items() if k != "connection_proof"}
         _Audit(context, user_id, wallet_id).record(
             session, "wallet.disconnected", address=previous, reason="requested"
         )

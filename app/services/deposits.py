@@ -31,7 +31,7 @@ from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet
-from app.services import chain_accounts, notifications
+from app.services import audit, chain_accounts, notifications
 from app.services.submission import Line, advance_staged, record, shard_of
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
@@ -168,6 +168,14 @@ def _credit(
                     .where(Wallet.id == chain_wallet)
                     .values(reserved=Wallet.reserved + (paid - requested))
                 )
+                audit.record(
+                    session,
+                    "deposit.paid",
+                    actor_id=None,
+                    target=tx_id,
+                    tx_hash=signature,
+                    paid=paid,
+                )
     except IntegrityError:
         log.error("payment %s for deposit %s was already credited elsewhere", signature, tx_id)
         return "duplicate"
@@ -225,6 +233,7 @@ def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Dec
         )
         if expired is None:
             return "noop"
+        audit.record(session, "deposit.expired", actor_id=None, target=tx_id)
         session.execute(
             update(Wallet)
             .where(Wallet.id == system.wallet_id("chain"))

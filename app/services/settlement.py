@@ -22,18 +22,20 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, text
 from sqlalchemy.exc import DBAPIError
 
+from app import metrics
 from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.notifications import for_outcome
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
 from app.domain.transactions import FailureReason, Status
 from app.queue import PROCESS_WITHDRAWAL
-from app.services import notifications
+from app.services import audit, notifications
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
             try:
                 while time.monotonic() < deadline:
                     committed = _settle_next(conn, config, shard)
+                    committed.observe()
                     notifications.dispatch(wiring, committed.notifications)
                     for tx_id in committed.on_chain:  # the chain worker may send it now
                         wiring.queue.send(PROCESS_WITHDRAWAL, str(tx_id))
@@ -192,10 +195,28 @@ class Committed:
     on_chain: list[uuid.UUID] = field(default_factory=list)
     notifications: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, result: BatchResult, notifications: list[dict[str, Any]]) -> None:
+    outcomes: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+    def add(
+        self,
+        result: BatchResult,
+        notifications: list[dict[str, Any]],
+        candidates: Sequence[PendingTx],
+    ) -> None:
         self.settled += len(result.outcomes)
         self.on_chain += result.sent_on_chain
         self.notifications += notifications
+        by_id = {c.id: c for c in candidates}
+        for o in result.outcomes:
+            tx = by_id[o.transaction_id]
+            self.outcomes.append((tx.kind, o.stage or o.status.value, tx.created_at))
+
+    def observe(self) -> None:
+        """After commit: count outcomes and how long acceptance → ledger took."""
+        now = datetime.now(UTC)
+        for kind, state, created_at in self.outcomes:
+            metrics.TRANSACTIONS.labels(kind, state).inc()
+            metrics.SETTLEMENT_LATENCY.observe((now - created_at).total_seconds())
 
 
 def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
@@ -209,9 +230,9 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
                 rows = conn.execute(
                     _CANDIDATES, {"shard": shard, "limit": config.settlement_batch_size}
                 ).all()
-                result, notifications = _settle_rows(conn, rows, config)
+                result, notifications, candidates = _settle_rows(conn, rows, config)
                 conn.execute(_MARK_CLEAN, {"shard": shard})
-            committed.add(result, notifications)
+            committed.add(result, notifications, candidates)
             committed.more = len(rows) == config.settlement_batch_size
             return committed
         except DBAPIError as exc:
@@ -227,7 +248,7 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
 
 def _settle_rows(
     conn: Connection, rows: Sequence[Row[Any]], config: Config
-) -> tuple[BatchResult, list[dict[str, Any]]]:
+) -> tuple[BatchResult, list[dict[str, Any]], list[PendingTx]]:
     candidates = [
         PendingTx(
             r.id, r.debit_wallet_id, r.credit_wallet_id, r.amount, r.seq, r.created_at, r.kind
@@ -235,7 +256,7 @@ def _settle_rows(
         for r in rows
     ]
     if not candidates:
-        return BatchResult(), []
+        return BatchResult(), [], candidates
     ids = sorted({t.debit_wallet_id for t in candidates} | {t.credit_wallet_id for t in candidates})
     wallets = {
         w.id: WalletState(
@@ -245,11 +266,23 @@ def _settle_rows(
     }
     result = settle_batch(wallets, candidates)
     if not result.outcomes:
-        return result, []
+        return result, [], candidates
     _write(conn, wallets, result)
-    return result, notifications.write(
-        conn, result.notifications, webhooks=bool(config.webhook_url)
+    kinds = {c.id: c.kind for c in candidates}
+    audit.record_many(
+        conn,
+        [
+            audit.entry(
+                f"{kinds[o.transaction_id]}.{o.stage or o.status.value}",
+                actor_id=None,
+                target=o.transaction_id,
+                reason=o.reason.value if o.reason else None,
+            )
+            for o in result.outcomes
+        ],
     )
+    written = notifications.write(conn, result.notifications, webhooks=bool(config.webhook_url))
+    return result, written, candidates
 
 
 def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
@@ -318,8 +351,8 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
                     _WALLET_CANDIDATES,
                     {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
                 ).all()
-                result, written = _settle_rows(conn, rows, config)
-            committed.add(result, written)
+                result, written, candidates = _settle_rows(conn, rows, config)
+            committed.add(result, written, candidates)
         except (DBAPIError, ConcurrentChangeError) as exc:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 raise

@@ -27,7 +27,7 @@ from app.domain.errors import (
 from app.domain.money import to_wire
 from app.domain.transactions import Kind, Status
 from app.models import LedgerEntry, Transaction, Wallet
-from app.services import idempotency
+from app.services import audit, idempotency
 from app.services.idempotency import Reply
 
 _RESERVE = text(
@@ -86,6 +86,20 @@ def record(
     first_seq = int(last_seq) - len(lines) + 1
     shard = shard_of(debit_wallet_id, shards)
     ids = [uuid.uuid4() for _ in lines]
+    audit.record_many(
+        session,
+        [
+            audit.entry(
+                f"{kind.value}.submitted",
+                actor_id=initiator_id,
+                target=tx_id,
+                amount=to_wire(line.amount),
+                debit_wallet=debit_wallet_id,
+                credit_wallet=line.credit_wallet_id,
+            )
+            for tx_id, line in zip(ids, lines, strict=True)
+        ],
+    )
     # clock_timestamp(), taken after the wallet lock: a wallet's created_at order matches its seq.
     session.execute(
         insert(Transaction).values(created_at=func.clock_timestamp()),

@@ -17,6 +17,7 @@ from app.db import Database
 from app.domain.errors import WalletNotFoundError
 from app.domain.transactions import Role, WalletKind
 from app.models import User, Wallet
+from app.services import audit
 
 # Fixed ids of the system accounts, so every process and every migration agrees on them.
 PLATFORM_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
@@ -36,11 +37,14 @@ def ensure_user_wallet(
     """Get-or-create the user and their one wallet; safe when many first requests race: the
     unique indexes decide, `ON CONFLICT DO NOTHING` makes the losers no-ops."""
     session.execute(insert(User).values(id=user_id, role=role).on_conflict_do_nothing())
-    session.execute(
+    created = session.scalar(
         insert(Wallet)
         .values(user_id=user_id, kind=kind.value)
         .on_conflict_do_nothing(index_elements=[Wallet.user_id])
+        .returning(Wallet.id)
     )
+    if created is not None:
+        audit.record(session, "wallet.created", actor_id=user_id, target=created, role=role)
     wallet_id = session.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
     assert wallet_id is not None
     return wallet_id

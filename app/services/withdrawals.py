@@ -24,7 +24,7 @@ from app.chain.solana import build_token_transfer
 from app.domain.errors import WalletNotConnectedError
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet
-from app.services import chain_accounts, notifications
+from app.services import audit, chain_accounts, notifications
 from app.services.idempotency import Reply
 from app.services.submission import Line, advance_staged, record, shard_of, submit
 from app.services.transfers import Caller, Idempotency, check_limit, record_single
@@ -119,6 +119,10 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
                 stage=None,
                 completed_at=func.now(),
             )
+            if done is not None:
+                audit.record(
+                    session, "withdrawal.completed", actor_id=None, target=tx_id, tx_hash=signature
+                )
             told = (
                 []
                 if done is None
@@ -160,6 +164,14 @@ def fail(
         )
         if failed is None:
             return "noop"
+        audit.record(
+            session,
+            "withdrawal.failed",
+            actor_id=None,
+            target=tx_id,
+            reason=reason.value,
+            chain_error=detail,
+        )
         told = notifications.write_outcome(
             wiring,
             session,

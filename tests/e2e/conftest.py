@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,12 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[str]:
     port = free_port()
+    metrics_dir = tempfile.mkdtemp(prefix="wallet-metrics-")
     env = dict(
         os.environ,
         API_PORT=str(port),
         WEB_CONCURRENCY="2",
         PYTHONPATH=str(ROOT),
         SSE_HEARTBEAT_SECONDS="1",
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
@@ -50,3 +54,4 @@ def live_server() -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(20)
+    shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -62,7 +62,11 @@ def _shown(client: Any, user: uuid.UUID) -> dict[str, Any]:
 def _audit(db: Any, user: uuid.UUID) -> list[AuditLog]:
     with db.transaction() as session:
         rows = list(
-            session.scalars(select(AuditLog).where(AuditLog.actor_id == user).order_by(AuditLog.id))
+            session.scalars(
+                select(AuditLog)
+                .where(AuditLog.actor_id == user, AuditLog.action != "wallet.created")
+                .order_by(AuditLog.id)
+            )
         )
         session.expunge_all()
         return rows

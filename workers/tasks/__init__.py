@@ -1,5 +1,5 @@
 """Celery tasks: thin — take ids, call one service function, let the service commit."""
 
-from workers.tasks import chain, maintenance, settlement
+from workers.tasks import alerts, chain, maintenance, settlement, webhooks
 
-__all__ = ["chain", "maintenance", "settlement"]
+__all__ = ["alerts", "chain", "maintenance", "settlement", "webhooks"]

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from app.services import idempotency, invariants
+from app.services import gauges, idempotency, invariants
 from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
@@ -25,3 +25,8 @@ def check_ledger() -> int:
     for v in violations:
         log.critical("LEDGER INVARIANT VIOLATED %s %s: %s", v.rule, v.subject, v.detail)
     return len(violations)
+
+
+@shared_task(name="maintenance.refresh_gauges", ignore_result=True)
+def refresh_gauges() -> dict[str, float]:
+    return gauges.refresh(wiring())

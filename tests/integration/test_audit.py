@@ -1,0 +1,86 @@
+"""The audit log: every wallet operation leaves an entry; nothing can change or delete one."""
+
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+
+from app.models import AuditLog
+from tests.conftest import auth
+from tests.support import fund, provision
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def _entries(db, **where):  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        query = select(AuditLog)
+        for name, value in where.items():
+            query = query.where(getattr(AuditLog, name) == value)
+        rows = list(session.scalars(query.order_by(AuditLog.id)))
+        session.expunge_all()
+        return rows
+
+
+def test_the_audit_log_refuses_update_delete_and_truncate(db, user, client) -> None:  # type: ignore[no-untyped-def]
+    client.get("/api/wallet", headers=auth(user))
+    for statement in (
+        "UPDATE audit_log SET action = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ):
+        with pytest.raises(Exception, match="append-only"):
+            with db.transaction() as session:
+                session.execute(text(statement))
+    assert _entries(db, actor_id=user)[0].action == "wallet.created"
+
+
+def test_a_transfer_is_audited_from_submission_to_settlement(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "5")
+    provision(app, bob)
+    response = client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(bob), "amount": "2"},
+        headers={
+            **auth(alice),
+            "Idempotency-Key": "a1",
+            "Prefer": "wait=5",
+            "X-Request-ID": "req-audit-1",
+        },
+    )
+    tx_id = response.get_json()["transaction_id"]
+    actions = [e.action for e in _entries(db, target=tx_id)]
+    assert actions == ["transfer.submitted", "transfer.completed"]
+    [submitted] = _entries(db, target=tx_id, action="transfer.submitted")
+    assert submitted.actor_id == alice and submitted.request_id == "req-audit-1"
+    assert submitted.ip == "127.0.0.1" and submitted.details["amount"] == "2.000000"
+    assert submitted.occurred_at is not None
+
+
+def test_fees_rewards_and_refunds_are_audited_with_the_service_as_actor(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    user, service = uuid.uuid4(), uuid.uuid4()
+    fund(app, user, "5")
+    response = client.post(
+        "/api/internal/charges",
+        json={"user_id": str(user), "amount": "1", "reason": "fee"},
+        headers={**auth(service, "service"), "Idempotency-Key": "f"},
+    )
+    [entry] = _entries(
+        db, target=response.get_json()["transaction_id"], action="service_fee.submitted"
+    )
+    assert entry.actor_id == service
+    user_wallet = str(provision(app, user))
+    rewards = [
+        e
+        for e in _entries(db, action="reward.submitted")
+        if e.details["credit_wallet"] == user_wallet
+    ]
+    assert len(rewards) == 1 and rewards[0].actor_id is not None  # the funding service
+
+
+def test_auth_failures_are_audited_with_ip_and_request_id(client, db) -> None:  # type: ignore[no-untyped-def]
+    client.get("/api/wallet", headers={"Authorization": "Bearer nope", "X-Request-ID": "req-bad"})
+    [entry] = _entries(db, action="auth.failed", request_id="req-bad")
+    assert entry.target == "/api/wallet" and entry.ip == "127.0.0.1"
+    assert entry.details["reason"] == "invalid token"

@@ -1,0 +1,76 @@
+"""Sensitive wallet data is sealed at rest and keys rotate."""
+
+import base64
+import json
+import uuid
+
+from solders.keypair import Keypair
+from sqlalchemy import text
+
+from app.sealing import Keyring, generate_key_spec
+from app.services import chain_accounts, keys
+from tests.conftest import auth
+
+
+def _connect(client, user):  # type: ignore[no-untyped-def]
+    owner = Keypair()
+    address = str(owner.pubkey())
+    challenge = client.post(
+        "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
+    ).get_json()
+    signature = base64.b64encode(bytes(owner.sign_message(challenge["message"].encode()))).decode()
+    response = client.post(
+        "/api/wallet/connect",
+        json={"wallet_address": address, "signature": signature},
+        headers=auth(user),
+    )
+    assert response.status_code == 200, response.get_json()
+    return challenge["message"], signature
+
+
+def _raw_data(db, user) -> str:  # type: ignore[no-untyped-def]
+    with db.transaction() as session:
+        return str(
+            session.scalar(text("SELECT data::text FROM wallets WHERE user_id = :u"), {"u": user})
+        )
+
+
+def test_the_connection_proof_is_sealed_never_plaintext(client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    message, signature = _connect(client, user)
+    raw = _raw_data(db, user)
+    assert signature not in raw and "wants you to sign in" not in raw
+    sealed = json.loads(raw)["connection_proof"]
+    assert sealed["kid"] == wiring.keyring.current
+    assert wiring.keyring.unseal(sealed)["signature"] == signature
+    assert wiring.keyring.unseal(sealed)["message"] == message
+
+
+def test_rotate_reseals_under_the_new_key_and_old_keys_can_then_go(client, db, wiring, app) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    _, signature = _connect(client, user)
+    new_spec = generate_key_spec()
+    rotated = Keyring(f"{new_spec},{wiring.config.wallet_data_key}")
+    assert keys.rotate(wiring.db, rotated) >= 1
+    sealed = json.loads(_raw_data(db, user))["connection_proof"]
+    assert sealed["kid"] == rotated.current
+    assert Keyring(new_spec).unseal(sealed)["signature"] == signature  # the old key is not needed
+    assert keys.rotate(wiring.db, rotated) == 0  # idempotent
+    # back under the test key for the rest of the suite
+    keys.rotate(wiring.db, Keyring(f"{wiring.config.wallet_data_key},{new_spec}"))
+
+
+def test_the_cli_rotates(app) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(args=["keys", "rotate"])
+    assert result.exit_code == 0 and "re-sealed" in result.output
+
+
+def test_a_sealed_treasury_key_opens_with_the_data_key(app, config, solana, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sealed = (
+        app.test_cli_runner()
+        .invoke(args=["keys", "seal", str(solana.state_dir / "treasury.json")])
+        .output.strip()
+    )
+    assert sealed.startswith("sealed:") and "[" not in sealed
+    treasury = chain_accounts.treasury(config.replace(treasury_keypair=sealed))
+    assert treasury.pubkey() == solana.treasury_keypair.pubkey()

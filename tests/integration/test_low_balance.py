@@ -1,0 +1,202 @@
+"""Low-balance alerts: one alert per crossing below the threshold, whatever runs the job.
+
+Balances move through the real pipeline (rewards, service fees, transfers settled by the worker).
+The job scans every wallet of the shared test database, so tests look only at their own users.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from app.domain.notifications import LOW_BALANCE
+from app.models import Notification
+from app.services import low_balance
+from tests.conftest import auth
+from tests.support import fund, provision, wait_settled, wait_until, wallet
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def _alerts(db: Any, user: uuid.UUID) -> list[tuple[Decimal | None, dict[str, Any]]]:
+    with db.transaction() as session:
+        rows = session.execute(
+            select(Notification.amount, Notification.data)
+            .where(Notification.user_id == user, Notification.kind == LOW_BALANCE)
+            .order_by(Notification.id)
+        ).all()
+    return [(r.amount, r.data) for r in rows]
+
+
+def _charge(client: Any, db: Any, user: uuid.UUID, amount: str) -> None:
+    response = client.post(
+        "/api/internal/charges",
+        json={"user_id": str(user), "amount": amount, "reason": "test fee"},
+        headers={**auth(uuid.uuid4(), "service"), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202
+    wait_settled(db, [response.get_json()["transaction_id"]])
+
+
+def _armed(db: Any, user: uuid.UUID) -> bool:
+    return wallet(db, user).low_balance_armed
+
+
+def test_a_crossing_alerts_exactly_once_however_often_the_job_runs(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    user = uuid.uuid4()
+    fund(app, user, "50")
+    low_balance.run(wiring)
+    assert _armed(db, user) and _alerts(db, user) == []
+
+    _charge(client, db, user, "45")
+    for _ in range(3):
+        low_balance.run(wiring)
+
+    assert _alerts(db, user) == [(Decimal("5"), {"threshold": "10.000000", "balance": "5.000000"})]
+    assert not _armed(db, user)
+
+
+@pytest.mark.parametrize("advisory_lock", [True, False], ids=["advisory-lock", "rows-only"])
+def test_two_concurrent_runs_alert_once(
+    app: Any, client: Any, db: Any, wiring: Any, monkeypatch: Any, advisory_lock: bool
+) -> None:
+    if not advisory_lock:  # two schedulers racing for the rows themselves
+        monkeypatch.setattr(low_balance, "_try_lock", lambda session: True)
+    users = [uuid.uuid4() for _ in range(6)]
+    for user in users:
+        fund(app, user, "30")
+    low_balance.run(wiring)
+    for user in users:
+        _charge(client, db, user, "25")
+    start = threading.Barrier(2)
+
+    def run() -> None:
+        start.wait()
+        low_balance.run(wiring, batch_size=2)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert [len(_alerts(db, user)) for user in users] == [1] * len(users)
+
+
+def test_up_down_up_down_alerts_twice(app: Any, client: Any, db: Any, wiring: Any) -> None:
+    sender, user = uuid.uuid4(), uuid.uuid4()
+    fund(app, sender, "100")
+    fund(app, user, "40")
+    low_balance.run(wiring)
+
+    _charge(client, db, user, "35")  # 40 → 5: down
+    low_balance.run(wiring)
+    low_balance.run(wiring)
+    transfer = client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(user), "amount": "20", "note": "top up"},
+        headers={**auth(sender), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    wait_settled(db, [transfer.get_json()["transaction_id"]])  # 5 → 25: up
+    low_balance.run(wiring)
+    assert _armed(db, user)
+    _charge(client, db, user, "24")  # 25 → 1: down
+    low_balance.run(wiring)
+    low_balance.run(wiring)
+
+    assert [amount for amount, _ in _alerts(db, user)] == [Decimal("5"), Decimal("1")]
+
+
+def test_a_new_empty_wallet_or_one_never_above_the_threshold_never_alerts(
+    app: Any, db: Any, wiring: Any
+) -> None:
+    empty, poor = uuid.uuid4(), uuid.uuid4()
+    provision(app, empty)
+    fund(app, poor, "3")
+    for _ in range(2):
+        low_balance.run(wiring)
+    assert _alerts(db, empty) == [] and _alerts(db, poor) == []
+    assert not _armed(db, empty) and not _armed(db, poor)
+
+
+def test_the_job_run_by_the_worker_alerts_once(app: Any, client: Any, db: Any, wiring: Any) -> None:
+    user = uuid.uuid4()
+    fund(app, user, "50")
+    wiring.queue.send("alerts.low_balance")  # what beat sends every LOW_BALANCE_INTERVAL_SECONDS
+    wait_until(lambda: _armed(db, user))
+    _charge(client, db, user, "49.5")
+    wiring.queue.send("alerts.low_balance")
+    wiring.queue.send("alerts.low_balance")
+
+    alerts = wait_until(lambda: _alerts(db, user))
+    assert alerts == [(Decimal("0.5"), {"threshold": "10.000000", "balance": "0.500000"})]
+
+
+def test_a_custom_threshold_is_honoured_and_null_restores_the_default(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    user = uuid.uuid4()
+    headers = auth(user)
+    assert client.get("/api/wallet/settings", headers=headers).get_json() == {
+        "low_balance_threshold": None,
+        "effective_low_balance_threshold": "10.000000",
+    }
+    fund(app, user, "50")
+    low_balance.run(wiring)
+
+    raised = client.put("/api/wallet/settings", json={"low_balance_threshold": 60}, headers=headers)
+    assert raised.status_code == 200
+    assert raised.get_json() == {
+        "low_balance_threshold": "60.000000",
+        "effective_low_balance_threshold": "60.000000",
+    }
+    low_balance.run(wiring)
+    low_balance.run(wiring)
+    assert [data["threshold"] for _, data in _alerts(db, user)] == ["60.000000"]
+
+    restored = client.put(
+        "/api/wallet/settings", json={"low_balance_threshold": None}, headers=headers
+    )
+    assert restored.get_json() == {
+        "low_balance_threshold": None,
+        "effective_low_balance_threshold": "10.000000",
+    }
+    low_balance.run(wiring)  # 50 ≥ 10: armed again
+    _charge(client, db, user, "42")
+    low_balance.run(wiring)
+    assert [(a, d["threshold"]) for a, d in _alerts(db, user)] == [
+        (Decimal("50"), "60.000000"),
+        (Decimal("8"), "10.000000"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"low_balance_threshold": "-1"},
+        {"low_balance_threshold": -0.5},
+        {"low_balance_threshold": "ten"},
+        {"low_balance_threshold": "1.0000001"},
+        {},
+        {"low_balance_threshold": 5, "other": 1},
+    ],
+)
+def test_an_invalid_threshold_is_rejected_and_nothing_changes(client: Any, body: Any) -> None:
+    user = uuid.uuid4()
+    response = client.put("/api/wallet/settings", json=body, headers=auth(user))
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "validation_error"
+    settings = client.get("/api/wallet/settings", headers=auth(user)).get_json()
+    assert settings["low_balance_threshold"] is None
+
+
+def test_services_have_no_wallet_settings(client: Any) -> None:
+    response = client.get("/api/wallet/settings", headers=auth(uuid.uuid4(), "service"))
+    assert response.status_code == 403
