@@ -14,6 +14,7 @@ from app.api import (
     notifications,
     observability,
     problems,
+    ratelimit,
     settings,
     wallet,
 )
@@ -64,6 +65,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(health.bp)
     problems.register(app)
     observability.register(app)
+    app.extensions["limiter"] = ratelimit.install(app, config)
     app.before_request(_reject_malformed_json)
 
     from app import cli

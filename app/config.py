@@ -65,6 +65,11 @@ class Config:
     sse_heartbeat_seconds: float = 15.0
     # Encryption at rest: "<kid>:<base64 key>[,…]"; the development default is NOT secret.
     wallet_data_key: str = "dev:ZGV2LW9ubHktd2FsbGV0LWRhdGEta2V5LTMyYnl0ZXM="
+    # Rate limits (Flask-Limiter syntax). Storage defaults to REDIS_URL.
+    ratelimit_storage_url: str = ""
+    rate_limit_default: str = "600/minute"
+    rate_limit_money: str = "60/minute"
+    rate_limit_wallet_auth: str = "10/minute"
     # HTTP
     metrics_token: str = ""
     domain: str = "localhost"
@@ -102,6 +107,10 @@ class Config:
             webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0),
             low_balance_interval_seconds=_float(env, "LOW_BALANCE_INTERVAL_SECONDS", 60.0),
             sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
+            ratelimit_storage_url=env.get("RATELIMIT_STORAGE_URL", ""),
+            rate_limit_default=env.get("RATE_LIMIT_DEFAULT", "600/minute"),
+            rate_limit_money=env.get("RATE_LIMIT_MONEY", "60/minute"),
+            rate_limit_wallet_auth=env.get("RATE_LIMIT_WALLET_AUTH", "10/minute"),
             metrics_token=env.get("METRICS_TOKEN", ""),
             wallet_data_key=env.get("WALLET_DATA_KEY", cls.wallet_data_key),
             domain=env.get("APP_DOMAIN", "localhost"),

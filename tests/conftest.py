@@ -204,6 +204,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["REDIS_URL"] = _servers.redis_url
     os.environ["JWT_SECRET"] = JWT_SECRET
     os.environ["SWEEPER_STALE_SECONDS"] = "0.5"
+    # Generous limits for the suite (tests/integration/test_rate_limits.py uses tight ones).
+    os.environ["RATE_LIMIT_DEFAULT"] = "100000/minute"
+    os.environ["RATE_LIMIT_MONEY"] = "100000/minute"
+    os.environ["RATE_LIMIT_WALLET_AUTH"] = "100000/minute"
     os.environ["WALLET_DATA_KEY"] = "test:" + base64.b64encode(secrets.token_bytes(32)).decode()
     os.environ["SOLANA_RPC_URL"] = _servers.solana.url
     os.environ["TOKEN_MINT"] = str(_servers.solana.mint)

@@ -29,6 +29,7 @@ def live_server() -> Iterator[str]:
         WEB_CONCURRENCY="2",
         PYTHONPATH=str(ROOT),
         SSE_HEARTBEAT_SECONDS="1",
+        RATE_LIMIT_WALLET_AUTH="4/minute",
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
     process = subprocess.Popen(

@@ -37,3 +37,28 @@ def test_the_request_id_is_kept_or_given(live_server) -> None:  # type: ignore[n
         assert response.headers["X-Request-ID"] == "req-123"
     with urllib.request.urlopen(f"{live_server}/healthz", timeout=10) as response:
         assert len(response.headers["X-Request-ID"]) == 32
+
+
+def test_rate_limits_hold_across_two_worker_processes(live_server) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import urllib.error
+
+    from solders.keypair import Keypair
+
+    user, address = uuid.uuid4(), str(Keypair().pubkey())
+    statuses = []
+    for _ in range(8):  # RATE_LIMIT_WALLET_AUTH=4/minute for this server
+        request = urllib.request.Request(
+            f"{live_server}/api/wallet/challenge",
+            method="POST",
+            data=json.dumps({"wallet_address": address}).encode(),
+            headers={"Content-Type": "application/json", **auth(user)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                statuses.append(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.append(error.code)
+            if error.code == 429:
+                assert error.headers["Retry-After"]
+    assert statuses.count(429) == 4 and statuses[:4] == [statuses[0]] * 4

@@ -208,8 +208,11 @@ def test_sweeper_completes_a_transfer_whose_enqueue_was_lost(app, config, db, wi
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
-    # An API whose broker is unreachable: the request still succeeds, nothing is enqueued.
-    offline = create_app(config.replace(redis_url="redis://127.0.0.1:1/0"))
+    # An API whose broker is unreachable (its rate limiter on another Redis that is up): the
+    # request still succeeds, nothing is enqueued.
+    offline = create_app(
+        config.replace(redis_url="redis://127.0.0.1:1/0", ratelimit_storage_url=config.redis_url)
+    )
     response = post_transfer(offline.test_client(), alice, bob, "2")
     assert response.status_code == 202
     tx_id = response.get_json()["transaction_id"]
