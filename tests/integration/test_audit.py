@@ -84,3 +84,23 @@ def test_auth_failures_are_audited_with_ip_and_request_id(client, db) -> None:  
     [entry] = _entries(db, action="auth.failed", request_id="req-bad")
     assert entry.target == "/api/wallet" and entry.ip == "127.0.0.1"
     assert entry.details["reason"] == "invalid token"
+
+
+def test_admins_search_the_audit_log_and_users_cannot(client, db) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    client.get("/api/wallet", headers=auth(user))
+    admin = auth(uuid.uuid4(), "admin")
+    found = client.get(f"/api/admin/audit?actor={user}&action=wallet.created", headers=admin)
+    assert found.status_code == 200
+    [item] = found.get_json()["items"]
+    assert item["action"] == "wallet.created" and item["actor_id"] == str(user)
+    page = client.get("/api/admin/audit?limit=2", headers=admin).get_json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    older = client.get(
+        f"/api/admin/audit?limit=2&cursor={page['next_cursor']}", headers=admin
+    ).get_json()
+    assert older["items"][0]["id"] < page["items"][-1]["id"]
+    future = client.get("/api/admin/audit?since=2999-01-01T00:00:00Z", headers=admin)
+    assert future.get_json()["items"] == []
+    assert client.get("/api/admin/audit", headers=auth(user)).status_code == 403
+    assert client.get("/api/admin/audit?limit=0", headers=admin).status_code == 422
