@@ -45,6 +45,13 @@ class Config:
     idempotency_ttl_hours: int = 24
     max_prefer_wait_seconds: int = 10
     ledger_check_interval_seconds: float = 300.0
+    # Fraud rules at settlement (see app/domain/fraud.py)
+    fraud_velocity_count: int = 1000
+    fraud_velocity_amount: Decimal = Decimal("1000000")
+    fraud_history_min: int = 5
+    fraud_history_multiplier: Decimal = Decimal("10")
+    fraud_history_window: int = 50
+    fraud_new_recipient_amount: Decimal = Decimal("10000")
     # Solana
     solana_rpc_url: str = "http://127.0.0.1:8899"
     token_mint: str = ""
@@ -92,6 +99,12 @@ class Config:
             sweeper_stale_seconds=_float(env, "SWEEPER_STALE_SECONDS", 3.0),
             idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24),
             ledger_check_interval_seconds=_float(env, "LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
+            fraud_velocity_count=_int(env, "FRAUD_VELOCITY_COUNT", 1000),
+            fraud_velocity_amount=_decimal(env, "FRAUD_VELOCITY_AMOUNT", "1000000"),
+            fraud_history_min=_int(env, "FRAUD_HISTORY_MIN", 5),
+            fraud_history_multiplier=_decimal(env, "FRAUD_HISTORY_MULTIPLIER", "10"),
+            fraud_history_window=_int(env, "FRAUD_HISTORY_WINDOW", 50),
+            fraud_new_recipient_amount=_decimal(env, "FRAUD_NEW_RECIPIENT_AMOUNT", "10000"),
             solana_rpc_url=env.get("SOLANA_RPC_URL", "http://127.0.0.1:8899"),
             token_mint=env.get("TOKEN_MINT", ""),
             token_decimals=_int(env, "TOKEN_DECIMALS", 6),

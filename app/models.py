@@ -53,6 +53,11 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         CheckConstraint("role IN ('user', 'service', 'admin', 'platform', 'system')", name="role"),
+        Index(
+            "ix_users_low_balance_threshold",
+            "low_balance_threshold",
+            postgresql_where=text("low_balance_threshold IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -66,6 +71,7 @@ class Wallet(Base):
     __table_args__ = (
         CheckConstraint("balance >= 0 OR kind = 'external'", name="balance_non_negative"),
         CheckConstraint("reserved >= 0", name="reserved_non_negative"),
+        CheckConstraint("held >= 0", name="held_non_negative"),
         CheckConstraint("kind IN ('user', 'platform', 'external')", name="kind"),
         UniqueConstraint("user_id"),
         UniqueConstraint("address"),
@@ -81,8 +87,12 @@ class Wallet(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="user")
     balance: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
-    # Sum of this wallet's PENDING debits; available = balance - reserved (see `ledger check`).
+    # Sum of this wallet's PENDING and HELD debits; available = balance - reserved (see `ledger
+    # check`).
     reserved: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    # Sum of this wallet's HELD debits (part of `reserved`): later debits settle against
+    # balance - held.
+    held: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
     # Last `seq` handed to a transaction debiting this wallet.
     next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # Last `seq` settled (completed or failed): settlement only ever takes settled_seq + 1 next.
@@ -106,7 +116,7 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending', 'completed', 'failed')", name="status"),
+        CheckConstraint("status IN ('pending', 'held', 'completed', 'failed')", name="status"),
         CheckConstraint(
             "kind IN ('deposit', 'withdrawal', 'transfer', 'service_fee', 'reward', 'refund',"
             " 'issuance')",
@@ -132,6 +142,18 @@ class Transaction(Base):
         Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),
         Index("ix_transactions_credit_history", "credit_wallet_id", "created_at", "id"),
         Index("ix_transactions_parent_id", "parent_id"),
+        # The fraud rules' per-sender inputs: what was debited (or held) through screened kinds.
+        Index(
+            "ix_transactions_screened_debits",
+            "debit_wallet_id",
+            "created_at",
+            postgresql_where=text(
+                "kind IN ('transfer', 'withdrawal')"
+                " AND (status IN ('completed', 'held') OR stage = 'on_chain')"
+            ),
+        ),
+        # The admins' review queue.
+        Index("ix_transactions_held", "created_at", "id", postgresql_where=text("status = 'held'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)

@@ -1,15 +1,22 @@
-"""Operator views (role `admin`): webhook delivery status."""
+"""Operator views (role `admin`): webhook delivery status, transactions held for review."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask_smorest import Blueprint
 
-from app.api.admin_schemas import WebhookPageSchema, WebhookQuerySchema
-from app.api.auth import requires
-from app.api.context import db
-from app.services import webhooks
+from app.api.admin_schemas import (
+    AdminTransactionPageSchema,
+    AdminTransactionQuerySchema,
+    AdminTransactionSchema,
+    WebhookPageSchema,
+    WebhookQuerySchema,
+)
+from app.api.auth import current_principal, requires
+from app.api.context import db, wiring
+from app.services import holds, webhooks
 
 bp = Blueprint(
     "admin", __name__, url_prefix="/api/admin", description="Operator views (role `admin`)"
@@ -29,3 +36,36 @@ def list_webhooks(args: dict[str, Any]) -> dict[str, Any]:
             session, status=args.get("status"), limit=args["limit"], cursor=args.get("cursor")
         )
     return {"items": items, "next_cursor": next_cursor}
+
+
+@bp.route("/transactions", methods=["GET"])
+@requires("admin")
+@bp.arguments(AdminTransactionQuerySchema, location="query")
+@bp.response(200, AdminTransactionPageSchema)
+@bp.doc(security=SECURITY)
+def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
+    """All wallets' transactions, newest first; `status=held` is the fraud review queue."""
+    filters = holds.Filters(args.get("status"), args.get("kind"), args.get("user_id"))
+    with db().transaction() as session:
+        items, next_cursor = holds.search(
+            session, filters, limit=args["limit"], cursor=args.get("cursor")
+        )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@bp.route("/transactions/<uuid:transaction_id>/release", methods=["POST"])
+@requires("admin")
+@bp.response(200, AdminTransactionSchema)
+@bp.doc(security=SECURITY)
+def release_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
+    """Settle a held transaction now. 409 `transaction_not_held` when it is not held."""
+    return holds.release(wiring(), transaction_id, current_principal().user_id)
+
+
+@bp.route("/transactions/<uuid:transaction_id>/reject", methods=["POST"])
+@requires("admin")
+@bp.response(200, AdminTransactionSchema)
+@bp.doc(security=SECURITY)
+def reject_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
+    """Fail a held transaction (`rejected`) and free its reservation."""
+    return holds.reject(wiring(), transaction_id, current_principal().user_id)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.api.schemas import StrictSchema
+from app.api.schemas import Amount, StrictSchema
+from app.domain.transactions import Kind, Status
 from app.services.webhooks import STATUSES
 
 
@@ -29,3 +30,32 @@ class WebhookDeliverySchema(ma.Schema):
 class WebhookPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(WebhookDeliverySchema))
     next_cursor = ma.fields.Integer(allow_none=True)
+
+
+class AdminTransactionQuerySchema(StrictSchema):
+    status = ma.fields.String(validate=ma.validate.OneOf([s.value for s in Status]))
+    kind = ma.fields.String(validate=ma.validate.OneOf([k.value for k in Kind]))
+    user_id = ma.fields.UUID(metadata={"description": "Either side of the transaction."})
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    cursor = ma.fields.String(validate=ma.validate.Length(max=200))
+
+
+class AdminTransactionSchema(ma.Schema):
+    id = ma.fields.UUID()
+    kind = ma.fields.String()
+    status = ma.fields.String()
+    stage = ma.fields.String(allow_none=True)
+    amount = Amount()
+    debit_user_id = ma.fields.UUID()
+    credit_user_id = ma.fields.UUID()
+    reason = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "The fraud rule while held; the failure reason once failed."},
+    )
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+
+
+class AdminTransactionPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AdminTransactionSchema))
+    next_cursor = ma.fields.String(allow_none=True)

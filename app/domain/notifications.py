@@ -13,6 +13,7 @@ from app.domain.transactions import Kind, Status
 _KINDS: dict[tuple[str, str], tuple[str | None, str | None]] = {
     (Kind.TRANSFER, Status.COMPLETED): ("transfer_sent", "transfer_received"),
     (Kind.TRANSFER, Status.FAILED): ("transfer_failed", None),
+    (Kind.TRANSFER, Status.HELD): ("transfer_held", None),
     (Kind.SERVICE_FEE, Status.COMPLETED): ("service_fee_charged", None),
     (Kind.REWARD, Status.COMPLETED): (None, "reward_received"),
     (Kind.REFUND, Status.COMPLETED): ("refund_debited", "refund_received"),
@@ -20,8 +21,10 @@ _KINDS: dict[tuple[str, str], tuple[str | None, str | None]] = {
     (Kind.DEPOSIT, Status.FAILED): (None, "deposit_expired"),
     (Kind.WITHDRAWAL, Status.COMPLETED): ("withdrawal_completed", None),
     (Kind.WITHDRAWAL, Status.FAILED): ("withdrawal_failed", None),
+    (Kind.WITHDRAWAL, Status.HELD): ("withdrawal_held", None),
 }
 LOW_BALANCE = "low_balance"
+TRANSACTION_HELD = "transaction_held"  # told to every admin
 
 
 @dataclass(frozen=True)
@@ -56,3 +59,27 @@ def for_outcome(
         data = {"status": status, "failure_reason": reason, "balance_after": credit_balance}
         found.append(NewNotification(credit_user, credit_kind, transaction_id, amount, data))
     return found
+
+
+def for_admins(
+    admins: list[uuid.UUID],
+    *,
+    kind: str,
+    transaction_id: uuid.UUID,
+    amount: Decimal,
+    reason: str,
+    debit_user: uuid.UUID | None,
+    credit_user: uuid.UUID | None,
+) -> list[NewNotification]:
+    """A transaction held for review: every admin is told, with the rule it tripped."""
+    data = {
+        "status": Status.HELD.value,
+        "reason": reason,
+        "transaction_kind": kind,
+        "debit_user_id": str(debit_user) if debit_user else None,
+        "credit_user_id": str(credit_user) if credit_user else None,
+    }
+    return [
+        NewNotification(admin, TRANSACTION_HELD, transaction_id, amount, dict(data))
+        for admin in admins
+    ]

@@ -1,10 +1,15 @@
 """Settlement decisions for a batch of PENDING transactions — pure, no I/O.
 
 The caller loads the wallets involved (locked) and the candidate transactions; this decides, in
-order, which complete and which fail, and the resulting balances and postings. Ordering rule: a
-wallet's debits settle strictly in `seq` order starting right after its `settled_seq`; a
-transaction whose predecessor is not in this batch waits for a later one. External contra
-accounts (issuance, chain) are exempt: they may go negative, so nothing depends on their order.
+order, which complete, which fail and which are held for fraud review, and the resulting balances
+and postings. Ordering rule: a wallet's debits settle strictly in `seq` order starting right after
+its `settled_seq`; a transaction whose predecessor is not in this batch waits for a later one.
+External contra accounts (issuance, chain) are exempt: they may go negative, so nothing depends on
+their order.
+
+A HELD transaction is done as far as ordering goes (`settled_seq` moves past it) but its money is
+not: it stays reserved and counts in the wallet's `held`, and later debits settle against
+`balance - held`. An admin later releases it (`release_held`) or rejects it (`reject_held`).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from app.domain.notifications import NewNotification, for_outcome
-from app.domain.transactions import FailureReason, Kind, Status, WalletKind
+from app.domain.fraud import Screening, is_screened
+from app.domain.notifications import NewNotification, for_admins, for_outcome
+from app.domain.transactions import FailureReason, FraudReason, Kind, Status, WalletKind
 
 ON_CHAIN = "on_chain"
 
@@ -31,6 +37,7 @@ class WalletState:
     settled_seq: int
     is_active: bool
     user_id: uuid.UUID | None = None
+    held: Decimal = Decimal(0)  # the part of `reserved` that HELD debits keep
 
     @property
     def may_go_negative(self) -> bool:
@@ -65,8 +72,18 @@ class Posting:
 class Outcome:
     transaction_id: uuid.UUID
     status: Status
-    reason: FailureReason | None = None
+    reason: FailureReason | FraudReason | None = None
     stage: str | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A transaction a fraud rule stopped; admins are told (`BatchResult.tell_admins`)."""
+
+    tx: PendingTx
+    reason: FraudReason
+    debit_user: uuid.UUID | None
+    credit_user: uuid.UUID | None
 
 
 @dataclass
@@ -75,6 +92,19 @@ class BatchResult:
     postings: list[Posting] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)
     notifications: list[NewNotification] = field(default_factory=list)
+    holds: list[Hold] = field(default_factory=list)
+
+    def tell_admins(self, admins: list[uuid.UUID]) -> None:
+        for hold in self.holds:
+            self.notifications += for_admins(
+                admins,
+                kind=hold.tx.kind,
+                transaction_id=hold.tx.id,
+                amount=hold.tx.amount,
+                reason=hold.reason.value,
+                debit_user=hold.debit_user,
+                credit_user=hold.credit_user,
+            )
 
     @property
     def sent_on_chain(self) -> list[uuid.UUID]:
@@ -86,8 +116,13 @@ class BatchResult:
         return sum(1 for o in self.outcomes if o.status is Status.COMPLETED)
 
 
-def settle_batch(wallets: dict[uuid.UUID, WalletState], candidates: list[PendingTx]) -> BatchResult:
-    """Settle what can be settled, mutating `wallets` to the balances after the batch."""
+def settle_batch(
+    wallets: dict[uuid.UUID, WalletState],
+    candidates: list[PendingTx],
+    screening: Screening | None = None,
+) -> BatchResult:
+    """Settle what can be settled, mutating `wallets` to the balances after the batch. With
+    `screening`, screened debits that trip a fraud rule are HELD instead."""
     by_wallet: dict[uuid.UUID, list[PendingTx]] = defaultdict(list)
     for tx in candidates:
         by_wallet[tx.debit_wallet_id].append(tx)
@@ -105,7 +140,7 @@ def settle_batch(wallets: dict[uuid.UUID, WalletState], candidates: list[Pending
     while heap:
         _, _, wallet_id, index = heapq.heappop(heap)
         tx = queues[wallet_id][index]
-        _settle_one(wallets, tx, result)
+        _settle_one(wallets, tx, result, screening)
         if index + 1 < len(queues[wallet_id]):
             nxt = queues[wallet_id][index + 1]
             heapq.heappush(heap, (nxt.created_at, nxt.seq, wallet_id, index + 1))
@@ -126,16 +161,33 @@ def _consecutive(wallet: WalletState, txs: list[PendingTx]) -> list[PendingTx]:
     return run
 
 
-def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: BatchResult) -> None:
+def _settle_one(
+    wallets: dict[uuid.UUID, WalletState],
+    tx: PendingTx,
+    result: BatchResult,
+    screening: Screening | None = None,
+) -> None:
     debit, credit = wallets[tx.debit_wallet_id], wallets[tx.credit_wallet_id]
-    debit.reserved -= tx.amount
     debit.settled_seq = max(debit.settled_seq, tx.seq)
     result.touched.add(debit.id)
+    screen = screening if screening is not None and is_screened(tx.kind, debit.kind) else None
+    hold = _hold_reason(debit, credit, tx, screen)
+    if hold is not None:
+        assert screen is not None
+        screen.held(tx.debit_wallet_id, tx.amount)
+        debit.held += tx.amount  # and it stays reserved
+        result.outcomes.append(Outcome(tx.id, Status.HELD, hold))
+        result.holds.append(Hold(tx, hold, debit.user_id, credit.user_id))
+        _notify(result, tx, Status.HELD, debit, credit, hold.value)
+        return
+    debit.reserved -= tx.amount
     reason = failure_reason(debit, credit, tx.amount)
     if reason is not None:
         result.outcomes.append(Outcome(tx.id, Status.FAILED, reason))
         _notify(result, tx, Status.FAILED, debit, credit, reason.value)
         return
+    if screen is not None:
+        screen.debited(tx.kind, debit.id, credit.id, tx.amount)
     debit.balance -= tx.amount
     credit.balance += tx.amount
     result.touched.add(credit.id)
@@ -147,6 +199,37 @@ def _settle_one(wallets: dict[uuid.UUID, WalletState], tx: PendingTx, result: Ba
         _notify(result, tx, Status.COMPLETED, debit, credit, None)
     result.postings.append(Posting(tx.id, debit.id, -tx.amount, debit.balance))
     result.postings.append(Posting(tx.id, credit.id, tx.amount, credit.balance))
+
+
+def _hold_reason(
+    debit: WalletState, credit: WalletState, tx: PendingTx, screen: Screening | None
+) -> FraudReason | None:
+    """Screened before the balance rule; a debit that fails anyway (inactive wallet) is not held."""
+    if screen is None or not debit.is_active or not credit.is_active:
+        return None
+    return screen.check(tx.kind, debit.id, credit.id, tx.amount)
+
+
+def release_held(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
+    """An admin releases a HELD transaction: it leaves `held` and settles now, exactly as the
+    batch would have settled it. The balance rule normally passes — the money stayed reserved
+    and out of later debits' reach — so a FAILED outcome here means "cannot release" (say, a
+    wallet deactivated meanwhile); the caller keeps the hold instead of writing it."""
+    wallets[tx.debit_wallet_id].held -= tx.amount
+    result = BatchResult()
+    _settle_one(wallets, tx, result)
+    return result
+
+
+def reject_held(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
+    """An admin rejects a HELD transaction: FAILED `rejected`, its reservation freed."""
+    debit, credit = wallets[tx.debit_wallet_id], wallets[tx.credit_wallet_id]
+    debit.held -= tx.amount
+    debit.reserved -= tx.amount
+    result = BatchResult(touched={debit.id})
+    result.outcomes.append(Outcome(tx.id, Status.FAILED, FailureReason.REJECTED))
+    _notify(result, tx, Status.FAILED, debit, credit, FailureReason.REJECTED.value)
+    return result
 
 
 def _notify(
@@ -177,6 +260,6 @@ def failure_reason(
         return FailureReason.SENDER_INACTIVE
     if not credit.is_active:
         return FailureReason.RECIPIENT_INACTIVE
-    if not debit.may_go_negative and debit.balance < amount:
+    if not debit.may_go_negative and debit.balance - debit.held < amount:
         return FailureReason.INSUFFICIENT_BALANCE
     return None

@@ -17,12 +17,14 @@ class Kind(enum.StrEnum):
 
 class Status(enum.StrEnum):
     PENDING = "pending"
+    # Stopped by a fraud rule at settlement: still reserved, waiting for an admin's decision.
+    HELD = "held"
     COMPLETED = "completed"
     FAILED = "failed"
 
     @property
     def is_terminal(self) -> bool:
-        return self is not Status.PENDING
+        return self in (Status.COMPLETED, Status.FAILED)
 
 
 class Role(enum.StrEnum):
@@ -44,14 +46,17 @@ class WalletKind(enum.StrEnum):
 
 
 _ALLOWED = {
-    Status.PENDING: {Status.COMPLETED, Status.FAILED},
+    Status.PENDING: {Status.HELD, Status.COMPLETED, Status.FAILED},
+    # Released: COMPLETED (a withdrawal goes back to PENDING at stage `on_chain`, debited and
+    # waiting for the chain, as the batch would have left it). Rejected: FAILED.
+    Status.HELD: {Status.PENDING, Status.COMPLETED, Status.FAILED},
     Status.COMPLETED: set(),
     Status.FAILED: set(),
 }
 
 
 def can_move(old: Status, new: Status) -> bool:
-    """A status only moves forward: PENDING → COMPLETED | FAILED."""
+    """A status only moves forward: PENDING → [HELD →] COMPLETED | FAILED."""
     return new in _ALLOWED[old]
 
 
@@ -62,3 +67,13 @@ class FailureReason(enum.StrEnum):
     SETTLEMENT_ERROR = "settlement_error"
     CHAIN_REJECTED = "chain_rejected"
     EXPIRED = "expired"
+    REJECTED = "rejected"  # held for fraud review, then rejected by an admin
+
+
+class FraudReason(enum.StrEnum):
+    """Why settlement held a transaction (stored in `failure_reason` while it is HELD)."""
+
+    VELOCITY_COUNT = "velocity_count"
+    VELOCITY_AMOUNT = "velocity_amount"
+    UNUSUAL_AMOUNT = "unusual_amount"
+    NEW_RECIPIENT_LARGE_AMOUNT = "new_recipient_large_amount"

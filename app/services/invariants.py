@@ -55,13 +55,21 @@ _CHECKS: dict[str, str] = {
     """,
     "reserved_equals_pending_debits": """
         SELECT w.id::text,
-               'reserved ' || w.reserved || ' but pending debits ' || COALESCE(p.total, 0)
+               'reserved ' || w.reserved || ' but pending and held debits ' || COALESCE(p.total, 0)
           FROM wallets w
           LEFT JOIN (SELECT debit_wallet_id, SUM(amount) AS total FROM transactions
-                      WHERE status = 'pending' AND stage IS DISTINCT FROM 'on_chain'
+                      WHERE status IN ('pending', 'held') AND stage IS DISTINCT FROM 'on_chain'
                       GROUP BY debit_wallet_id) p
             ON p.debit_wallet_id = w.id
          WHERE w.reserved <> COALESCE(p.total, 0)
+    """,
+    "held_equals_held_debits": """
+        SELECT w.id::text, 'held ' || w.held || ' but held debits ' || COALESCE(h.total, 0)
+          FROM wallets w
+          LEFT JOIN (SELECT debit_wallet_id, SUM(amount) AS total FROM transactions
+                      WHERE status = 'held' GROUP BY debit_wallet_id) h
+            ON h.debit_wallet_id = w.id
+         WHERE w.held <> COALESCE(h.total, 0)
     """,
     "held_equals_issued_plus_deposited_minus_withdrawn": """
         SELECT 'ledger', 'wallets hold ' || held || ' but issued ' || issued

@@ -5,6 +5,12 @@ and loops: select the oldest pending transactions of the shard, lock every walle
 order (`FOR NO KEY UPDATE`: no deadlocks between jobs, none with submissions), let the domain
 decide, then write statuses, postings and balances with three set-based statements and commit.
 
+Fraud screening is part of the same batch: the senders' recent debits, their history and the
+recipients they already paid are read with two set-based queries for the whole batch
+(`_SENDER_STATS`, `_KNOWN_PAIRS`), and the domain holds what trips a rule (status HELD, money
+still reserved). Holds, their audit entries and the notifications to the sender and every admin
+are written in the batch's transaction and pushed after its commit.
+
 Ordering comes from the database: a wallet's debits settle strictly in `seq` order because only
 `settled_seq + 1` may settle next, whatever the queue does. Redelivered or duplicate jobs find
 nothing pending (status compare-and-set) and change nothing.
@@ -31,9 +37,10 @@ from sqlalchemy.exc import DBAPIError
 from app import metrics
 from app.bootstrap import Wiring
 from app.config import Config
+from app.domain.fraud import FraudThresholds, Screening, SenderStats, is_screened
 from app.domain.notifications import for_outcome
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
-from app.domain.transactions import FailureReason, Status
+from app.domain.transactions import FailureReason, Kind, Role, Status
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import audit, notifications
 
@@ -69,7 +76,7 @@ _WALLET_CANDIDATES = text(
 )
 _LOCK_WALLETS = text(
     """
-    SELECT id, kind, balance, reserved, settled_seq, is_active, user_id
+    SELECT id, kind, balance, reserved, settled_seq, is_active, user_id, held
       FROM wallets
      WHERE id = ANY(CAST(:ids AS uuid[]))
      ORDER BY id
@@ -100,13 +107,53 @@ _INSERT_POSTINGS = text(
 _UPDATE_WALLETS = text(
     """
     UPDATE wallets AS w
-       SET balance = v.balance, reserved = v.reserved, settled_seq = v.settled_seq
+       SET balance = v.balance, reserved = v.reserved, settled_seq = v.settled_seq,
+           held = v.held
       FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]),
-                  CAST(:reserved AS numeric[]), CAST(:seqs AS bigint[]))
-           AS v(id, balance, reserved, settled_seq)
+                  CAST(:reserved AS numeric[]), CAST(:seqs AS bigint[]),
+                  CAST(:held AS numeric[]))
+           AS v(id, balance, reserved, settled_seq, held)
      WHERE w.id = v.id
     """
 )
+# Per sender: debits (completed, or withdrawals debited and on their way on-chain) and holds of
+# the screened kinds created in the last hour; and the last :window debits. The predicates repeat
+# the one of `ix_transactions_screened_debits` so both lookups walk that index.
+_SENDER_STATS = text(
+    """
+    SELECT s.id, hour.n AS hour_count, hour.total AS hour_amount,
+           hist.n AS history_count, hist.total AS history_total
+      FROM unnest(CAST(:ids AS uuid[])) AS s(id)
+     CROSS JOIN LATERAL (
+           SELECT COUNT(*) AS n, COALESCE(SUM(t.amount), 0) AS total
+             FROM transactions t
+            WHERE t.debit_wallet_id = s.id
+              AND t.kind IN ('transfer', 'withdrawal')
+              AND (t.status IN ('completed', 'held') OR t.stage = 'on_chain')
+              AND t.created_at >= now() - interval '1 hour') AS hour
+     CROSS JOIN LATERAL (
+           SELECT COUNT(*) AS n, COALESCE(SUM(last.amount), 0) AS total
+             FROM (SELECT t.amount
+                     FROM transactions t
+                    WHERE t.debit_wallet_id = s.id
+                      AND t.kind IN ('transfer', 'withdrawal')
+                      AND (t.status IN ('completed', 'held') OR t.stage = 'on_chain')
+                      AND t.status <> 'held'
+                    ORDER BY t.created_at DESC
+                    LIMIT :window) AS last) AS hist
+    """
+)
+# Which (sender, recipient) pairs already have a completed transfer.
+_KNOWN_PAIRS = text(
+    """
+    SELECT v.debit, v.credit
+      FROM unnest(CAST(:debits AS uuid[]), CAST(:credits AS uuid[])) AS v(debit, credit)
+     WHERE EXISTS (SELECT 1 FROM transactions t
+                    WHERE t.debit_wallet_id = v.debit AND t.credit_wallet_id = v.credit
+                      AND t.kind = 'transfer' AND t.status = 'completed')
+    """
+)
+_ADMINS = text("SELECT id FROM users WHERE role = :role ORDER BY id")
 _BUMP_ATTEMPTS = text(
     """
     UPDATE transactions SET attempts = attempts + 1
@@ -260,13 +307,17 @@ def _settle_rows(
     ids = sorted({t.debit_wallet_id for t in candidates} | {t.credit_wallet_id for t in candidates})
     wallets = {
         w.id: WalletState(
-            w.id, w.kind, w.balance, w.reserved, w.settled_seq, w.is_active, w.user_id
+            w.id, w.kind, w.balance, w.reserved, w.settled_seq, w.is_active, w.user_id, w.held
         )
         for w in conn.execute(_LOCK_WALLETS, {"ids": ids})
     }
-    result = settle_batch(wallets, candidates)
+    result = settle_batch(wallets, candidates, _screening(conn, config, wallets, candidates))
     if not result.outcomes:
         return result, [], candidates
+    if result.holds:
+        result.tell_admins(list(conn.execute(_ADMINS, {"role": Role.ADMIN.value}).scalars()))
+        for hold in result.holds:
+            log.info("transaction %s held for review: %s", hold.tx.id, hold.reason.value)
     _write(conn, wallets, result)
     kinds = {c.id: c.kind for c in candidates}
     audit.record_many(
@@ -283,6 +334,50 @@ def _settle_rows(
     )
     written = notifications.write(conn, result.notifications, webhooks=bool(config.webhook_url))
     return result, written, candidates
+
+
+def _thresholds(config: Config) -> FraudThresholds:
+    return FraudThresholds(
+        velocity_count=config.fraud_velocity_count,
+        velocity_amount=config.fraud_velocity_amount,
+        history_min=config.fraud_history_min,
+        history_multiplier=config.fraud_history_multiplier,
+        history_window=config.fraud_history_window,
+        new_recipient_amount=config.fraud_new_recipient_amount,
+    )
+
+
+def _screening(
+    conn: Connection,
+    config: Config,
+    wallets: dict[uuid.UUID, WalletState],
+    candidates: Sequence[PendingTx],
+) -> Screening:
+    """What the fraud rules need about this batch's senders, read for all of them at once."""
+    limits = _thresholds(config)
+    screening = Screening(limits)
+    screened = [t for t in candidates if is_screened(t.kind, wallets[t.debit_wallet_id].kind)]
+    if not screened:
+        return screening
+    senders = sorted({t.debit_wallet_id for t in screened})
+    for row in conn.execute(_SENDER_STATS, {"ids": senders, "window": limits.history_window}):
+        screening.senders[row.id] = SenderStats(
+            row.hour_count, row.hour_amount, row.history_count, row.history_total
+        )
+    # Only a large transfer can trip the new-recipient rule: ask about those pairs only.
+    pairs = sorted(
+        {
+            (t.debit_wallet_id, t.credit_wallet_id)
+            for t in screened
+            if t.kind == Kind.TRANSFER.value and t.amount >= limits.new_recipient_amount
+        }
+    )
+    if pairs:
+        known = conn.execute(
+            _KNOWN_PAIRS, {"debits": [d for d, _ in pairs], "credits": [c for _, c in pairs]}
+        )
+        screening.known_pairs.update((r.debit, r.credit) for r in known)
+    return screening
 
 
 def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
@@ -315,6 +410,7 @@ def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batc
             "balances": [w.balance for w in touched],
             "reserved": [w.reserved for w in touched],
             "seqs": [w.settled_seq for w in touched],
+            "held": [w.held for w in touched],
         },
     )
 

@@ -2,14 +2,23 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from app.domain.settlement import PendingTx, WalletState, settle_batch
-from app.domain.transactions import FailureReason, Status
+from app.domain.fraud import FraudThresholds, Screening
+from app.domain.settlement import (
+    PendingTx,
+    WalletState,
+    reject_held,
+    release_held,
+    settle_batch,
+)
+from app.domain.transactions import FailureReason, FraudReason, Status
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _wallet(balance: str, kind: str = "user", settled_seq: int = 0) -> WalletState:
-    return WalletState(uuid.uuid4(), kind, Decimal(balance), Decimal(0), settled_seq, True)
+    return WalletState(
+        uuid.uuid4(), kind, Decimal(balance), Decimal(0), settled_seq, True, uuid.uuid4()
+    )
 
 
 def _tx(
@@ -79,3 +88,81 @@ def test_an_inactive_recipient_fails_the_transfer_and_moves_nothing() -> None:
     result = settle_batch({a.id: a, b.id: b}, [_tx(a, b, "1", 1)])
     assert result.outcomes[0].reason is FailureReason.RECIPIENT_INACTIVE
     assert (a.balance, a.reserved, b.balance, result.postings) == (5, 0, 0, [])
+
+
+def _screening(**overrides: object) -> Screening:
+    return Screening(FraudThresholds(**overrides))  # type: ignore[arg-type]
+
+
+def test_a_flagged_transfer_is_held_reserved_and_later_debits_settle_against_what_remains() -> None:
+    a, b, c = _wallet("15000"), _wallet("0"), _wallet("0")
+    large = _tx(a, b, "12000", 1, at=0)
+    small = _tx(a, c, "2000", 2, at=1)
+    too_much = _tx(a, c, "1500", 3, at=2)
+    result = settle_batch({w.id: w for w in (a, b, c)}, [large, small, too_much], _screening())
+    by_id = {o.transaction_id: o for o in result.outcomes}
+    assert (by_id[large.id].status, by_id[large.id].reason) == (
+        Status.HELD,
+        FraudReason.NEW_RECIPIENT_LARGE_AMOUNT,
+    )
+    assert by_id[small.id].status is Status.COMPLETED
+    assert by_id[too_much.id].reason is FailureReason.INSUFFICIENT_BALANCE
+    # the held 12,000 stays reserved and out of reach; the seq moved past it
+    assert (a.balance, a.held, a.reserved, a.settled_seq) == (13000, 12000, 12000, 3)
+    assert {p.transaction_id for p in result.postings} == {small.id}
+    assert [h.tx.id for h in result.holds] == [large.id]
+    assert ("transfer_held", large.id) in {(n.kind, n.transaction_id) for n in result.notifications}
+
+
+def test_admins_are_told_about_each_hold() -> None:
+    a, b = _wallet("20000"), _wallet("0")
+    tx = _tx(a, b, "10000", 1)
+    result = settle_batch({a.id: a, b.id: b}, [tx], _screening())
+    admins = [uuid.uuid4(), uuid.uuid4()]
+    result.tell_admins(admins)
+    told = [n for n in result.notifications if n.kind == "transaction_held"]
+    assert [n.user_id for n in told] == admins
+    assert told[0].data["reason"] == "new_recipient_large_amount"
+    assert told[0].data["debit_user_id"] == str(a.user_id)
+
+
+def test_rewards_and_fees_are_never_held() -> None:
+    platform, user = _wallet("1000000", kind="platform"), _wallet("50000")
+    reward = _tx(platform, user, "50000", 1, kind="reward")
+    fee = _tx(user, platform, "20000", 1, at=1, kind="service_fee")
+    result = settle_batch({platform.id: platform, user.id: user}, [reward, fee], _screening())
+    assert {o.status for o in result.outcomes} == {Status.COMPLETED}
+
+
+def test_releasing_a_hold_settles_it_with_the_money_that_was_kept_aside() -> None:
+    a, b = _wallet("12000"), _wallet("0")
+    tx = _tx(a, b, "12000", 1)
+    settle_batch({a.id: a, b.id: b}, [tx], _screening())
+    assert (a.held, a.reserved) == (12000, 12000)
+    result = release_held({a.id: a, b.id: b}, tx)
+    assert result.outcomes[0].status is Status.COMPLETED
+    assert (a.balance, a.held, a.reserved, b.balance) == (0, 0, 0, 12000)
+    assert sorted(p.amount for p in result.postings) == [-12000, 12000]
+    assert {n.kind for n in result.notifications} == {"transfer_sent", "transfer_received"}
+
+
+def test_releasing_a_held_withdrawal_debits_it_and_sends_it_on_chain() -> None:
+    user, chain = _wallet("20000"), _wallet("0", kind="external")
+    tx = _tx(user, chain, "20000", 1, kind="withdrawal")
+    settle_batch({user.id: user, chain.id: chain}, [tx], _screening(velocity_amount=Decimal(1)))
+    result = release_held({user.id: user, chain.id: chain}, tx)
+    assert (result.outcomes[0].status, result.sent_on_chain) == (Status.PENDING, [tx.id])
+    assert (user.balance, user.held, user.reserved) == (0, 0, 0)
+
+
+def test_rejecting_a_hold_fails_it_and_frees_the_reservation() -> None:
+    a, b = _wallet("12000"), _wallet("0")
+    tx = _tx(a, b, "12000", 1)
+    settle_batch({a.id: a, b.id: b}, [tx], _screening())
+    result = reject_held({a.id: a, b.id: b}, tx)
+    assert (result.outcomes[0].status, result.outcomes[0].reason) == (
+        Status.FAILED,
+        FailureReason.REJECTED,
+    )
+    assert (a.balance, a.held, a.reserved, result.postings) == (12000, 0, 0, [])
+    assert [n.kind for n in result.notifications] == ["transfer_failed"]

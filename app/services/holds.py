@@ -1,0 +1,238 @@
+"""Transactions held by the fraud rules: the admins' queue, release and reject.
+
+A decision runs in its own database transaction: the held row is locked first (two admins
+deciding at once are serialized; the second finds it no longer held), then both wallets in id
+order `FOR NO KEY UPDATE` like the settlement batches (which never touch a held row, so the two
+cannot deadlock). The domain decides (`release_held` settles it exactly as a batch would;
+`reject_held` frees the reservation); the writes, the audit entry and the notifications commit
+together. Notifications are pushed and a released withdrawal is handed to the chain worker only
+after that commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
+
+from app.bootstrap import Wiring
+from app.domain.errors import TransactionNotFoundError, WalletError
+from app.domain.settlement import (
+    BatchResult,
+    PendingTx,
+    WalletState,
+    reject_held,
+    release_held,
+)
+from app.domain.transactions import Status
+from app.models import LedgerEntry, Transaction, Wallet
+from app.queue import PROCESS_WITHDRAWAL
+from app.services import audit, notifications
+from app.services.history import decode_cursor, encode_cursor
+
+
+class TransactionNotHeldError(WalletError):
+    code = "transaction_not_held"
+    status = 409
+    title = "Transaction is not held"
+
+
+class TransactionNotReleasableError(WalletError):
+    code = "transaction_not_releasable"
+    status = 409
+    title = "Held transaction cannot settle now"
+
+
+@dataclass(frozen=True)
+class Filters:
+    status: str | None = None
+    kind: str | None = None
+    user_id: uuid.UUID | None = None
+
+
+_Debit, _Credit = aliased(Wallet), aliased(Wallet)
+_ITEM = (
+    select(
+        Transaction.id,
+        Transaction.kind,
+        Transaction.status,
+        Transaction.stage,
+        Transaction.amount,
+        _Debit.user_id.label("debit_user_id"),
+        _Credit.user_id.label("credit_user_id"),
+        Transaction.failure_reason.label("reason"),
+        Transaction.created_at,
+        Transaction.updated_at,
+    )
+    .join(_Debit, _Debit.id == Transaction.debit_wallet_id)
+    .join(_Credit, _Credit.id == Transaction.credit_wallet_id)
+)
+
+
+def search(
+    session: Session, filters: Filters, *, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Every wallet's transactions, newest first (`status=held` is the review queue); the cursor
+    is the (created_at, id) of the last item seen."""
+    query = _ITEM
+    if filters.status:
+        query = query.where(Transaction.status == filters.status)
+    if filters.kind:
+        query = query.where(Transaction.kind == filters.kind)
+    if filters.user_id is not None:
+        wallet_id = session.scalar(select(Wallet.id).where(Wallet.user_id == filters.user_id))
+        if wallet_id is None:
+            return [], None
+        query = query.where(
+            or_(Transaction.debit_wallet_id == wallet_id, Transaction.credit_wallet_id == wallet_id)
+        )
+    if cursor:
+        query = query.where(tuple_(Transaction.created_at, Transaction.id) < decode_cursor(cursor))
+    rows = session.execute(
+        query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
+    ).all()
+    items = [dict(r._mapping) for r in rows[:limit]]
+    last = items[-1] if len(rows) > limit and items else None
+    return items, (encode_cursor(last["created_at"], last["id"]) if last else None)
+
+
+def release(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, Any]:
+    """Settle a held transaction now (a withdrawal: debit it and send it on-chain)."""
+    return _decide(wiring, tx_id, admin_id, _release, "admin.transaction_released")
+
+
+def reject(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, Any]:
+    """FAILED `rejected`; the reservation is freed and the sender told."""
+    return _decide(wiring, tx_id, admin_id, reject_held, "admin.transaction_rejected")
+
+
+def _release(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
+    result = release_held(wallets, tx)
+    for outcome in result.outcomes:
+        if outcome.status is Status.FAILED and outcome.reason is not None:
+            raise TransactionNotReleasableError(
+                f"it would fail: {outcome.reason.value}", reason=outcome.reason.value
+            )
+    return result
+
+
+def _decide(
+    wiring: Wiring,
+    tx_id: uuid.UUID,
+    admin_id: uuid.UUID,
+    decide: Callable[[dict[uuid.UUID, WalletState], PendingTx], BatchResult],
+    action: str,
+) -> dict[str, Any]:
+    with wiring.db.transaction() as session:
+        row = session.execute(
+            select(
+                Transaction.id,
+                Transaction.debit_wallet_id,
+                Transaction.credit_wallet_id,
+                Transaction.amount,
+                Transaction.seq,
+                Transaction.created_at,
+                Transaction.kind,
+                Transaction.status,
+                Transaction.failure_reason,
+            )
+            .where(Transaction.id == tx_id)
+            .with_for_update(key_share=True)
+        ).first()
+        if row is None:
+            raise TransactionNotFoundError()
+        if row.status != Status.HELD.value:
+            raise TransactionNotHeldError(
+                f"transaction is {row.status}", transaction_status=row.status
+            )
+        tx = PendingTx(
+            row.id,
+            row.debit_wallet_id,
+            row.credit_wallet_id,
+            row.amount,
+            row.seq,
+            row.created_at,
+            row.kind,
+        )
+        wallets = _lock_wallets(session, [tx.debit_wallet_id, tx.credit_wallet_id])
+        result = decide(wallets, tx)
+        _write(session, wallets, result)
+        [outcome] = result.outcomes
+        audit.record(
+            session,
+            action,
+            actor_id=admin_id,
+            target=tx.id,
+            kind=tx.kind,
+            amount=tx.amount,
+            hold_reason=row.failure_reason,
+            status=outcome.stage or outcome.status.value,
+        )
+        told = notifications.write(
+            session, result.notifications, webhooks=bool(wiring.config.webhook_url)
+        )
+        item = dict(session.execute(_ITEM.where(Transaction.id == tx.id)).one()._mapping)
+    notifications.dispatch(wiring, told)
+    for withdrawal_id in result.sent_on_chain:
+        wiring.queue.send(PROCESS_WITHDRAWAL, str(withdrawal_id))
+    return item
+
+
+def _lock_wallets(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, WalletState]:
+    rows = session.execute(
+        select(
+            Wallet.id,
+            Wallet.kind,
+            Wallet.balance,
+            Wallet.reserved,
+            Wallet.settled_seq,
+            Wallet.is_active,
+            Wallet.user_id,
+            Wallet.held,
+        )
+        .where(Wallet.id.in_(ids))
+        .order_by(Wallet.id)
+        .with_for_update(key_share=True)
+    ).all()
+    return {r.id: WalletState(*r) for r in rows}
+
+
+def _write(session: Session, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
+    [outcome] = result.outcomes
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == outcome.transaction_id, Transaction.status == Status.HELD.value)
+        .values(
+            status=outcome.status.value,
+            stage=outcome.stage,
+            failure_reason=outcome.reason.value if outcome.reason else None,
+            updated_at=func.now(),
+            completed_at=func.now() if outcome.status is Status.COMPLETED else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.postings:
+        session.execute(
+            insert(LedgerEntry),
+            [
+                {
+                    "transaction_id": p.transaction_id,
+                    "wallet_id": p.wallet_id,
+                    "amount": p.amount,
+                    "balance_after": p.balance_after,
+                }
+                for p in result.postings
+            ],
+        )
+    for wallet_id in sorted(result.touched):
+        w = wallets[wallet_id]
+        session.execute(
+            update(Wallet)
+            .where(Wallet.id == w.id)
+            .values(balance=w.balance, reserved=w.reserved, held=w.held)
+            .execution_options(synchronize_session=False)
+        )
