@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,3 +46,16 @@ class Database:
 def _is_connection_error(exc: DBAPIError) -> bool:
     # Connection failures carry no SQLSTATE; lock timeouts, serialization failures etc. do.
     return bool(exc.connection_invalidated) or getattr(exc.orig, "sqlstate", None) is None
+
+
+def _exact(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # numbers stay exact: PostgreSQL casts the text to numeric
+    raise TypeError(type(value).__name__)
+
+
+def json_rows(rows: list[Any]) -> str:
+    """Rows as one JSON document for `jsonb_to_recordset(CAST(:rows AS jsonb))`: a whole batch
+    crosses to PostgreSQL as a single parameter (orjson in C; UUIDs natively; no per-element
+    adaptation by the driver, which dominated settlement time)."""
+    return orjson.dumps(rows, default=_exact).decode()

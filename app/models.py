@@ -267,11 +267,10 @@ class Notification(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    # No foreign keys on the outbox: written only with the rows it refers to (see migration 0006).
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False)
-    transaction_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("transactions.id"), nullable=True
-    )
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     amount: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")

@@ -10,7 +10,7 @@ from typing import Any
 from app.domain.transactions import Kind, Status
 
 # (transaction kind, final status) → (kind told to the debited user, kind told to the credited).
-_KINDS: dict[tuple[str, str], tuple[str | None, str | None]] = {
+OUTCOME_KINDS: dict[tuple[str, str], tuple[str | None, str | None]] = {
     (Kind.TRANSFER, Status.COMPLETED): ("transfer_sent", "transfer_received"),
     (Kind.TRANSFER, Status.FAILED): ("transfer_failed", None),
     (Kind.TRANSFER, Status.HELD): ("transfer_held", None),
@@ -50,7 +50,7 @@ def for_outcome(
 ) -> list[NewNotification]:
     """Notifications for the users (not system accounts: pass None) a final outcome affects.
     Amounts are signed from each recipient's side."""
-    debit_kind, credit_kind = _KINDS.get((kind, status), (None, None))
+    debit_kind, credit_kind = OUTCOME_KINDS.get((kind, status), (None, None))
     found = []
     if debit_kind and debit_user is not None:
         data = {"status": status, "failure_reason": reason, "balance_after": debit_balance}

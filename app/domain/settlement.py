@@ -92,6 +92,7 @@ class BatchResult:
     postings: list[Posting] = field(default_factory=list)
     touched: set[uuid.UUID] = field(default_factory=set)
     notifications: list[NewNotification] = field(default_factory=list)
+    notify_outcomes: bool = True
     holds: list[Hold] = field(default_factory=list)
 
     def tell_admins(self, admins: list[uuid.UUID]) -> None:
@@ -120,9 +121,13 @@ def settle_batch(
     wallets: dict[uuid.UUID, WalletState],
     candidates: list[PendingTx],
     screening: Screening | None = None,
+    *,
+    notify_outcomes: bool = True,
 ) -> BatchResult:
     """Settle what can be settled, mutating `wallets` to the balances after the batch. With
-    `screening`, screened debits that trip a fraud rule are HELD instead."""
+    `screening`, screened debits that trip a fraud rule are HELD instead. With
+    `notify_outcomes=False` the caller derives the users' outcome notifications itself (the batch
+    job does, set-based in SQL, from `notifications.OUTCOME_KINDS`); admins are always told."""
     by_wallet: dict[uuid.UUID, list[PendingTx]] = defaultdict(list)
     for tx in candidates:
         by_wallet[tx.debit_wallet_id].append(tx)
@@ -136,7 +141,7 @@ def settle_batch(
     # debit is applied first; within a wallet, strictly by seq.
     heap = [(q[0].created_at, q[0].seq, wallet_id, 0) for wallet_id, q in queues.items()]
     heapq.heapify(heap)
-    result = BatchResult()
+    result = BatchResult(notify_outcomes=notify_outcomes)
     while heap:
         _, _, wallet_id, index = heapq.heappop(heap)
         tx = queues[wallet_id][index]
@@ -178,13 +183,15 @@ def _settle_one(
         debit.held += tx.amount  # and it stays reserved
         result.outcomes.append(Outcome(tx.id, Status.HELD, hold))
         result.holds.append(Hold(tx, hold, debit.user_id, credit.user_id))
-        _notify(result, tx, Status.HELD, debit, credit, hold.value)
+        if result.notify_outcomes:
+            _notify(result, tx, Status.HELD, debit, credit, hold.value)
         return
     debit.reserved -= tx.amount
     reason = failure_reason(debit, credit, tx.amount)
     if reason is not None:
         result.outcomes.append(Outcome(tx.id, Status.FAILED, reason))
-        _notify(result, tx, Status.FAILED, debit, credit, reason.value)
+        if result.notify_outcomes:
+            _notify(result, tx, Status.FAILED, debit, credit, reason.value)
         return
     if screen is not None:
         screen.debited(tx.kind, debit.id, credit.id, tx.amount)
@@ -196,7 +203,8 @@ def _settle_one(
         result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=ON_CHAIN))
     else:
         result.outcomes.append(Outcome(tx.id, Status.COMPLETED))
-        _notify(result, tx, Status.COMPLETED, debit, credit, None)
+        if result.notify_outcomes:
+            _notify(result, tx, Status.COMPLETED, debit, credit, None)
     result.postings.append(Posting(tx.id, debit.id, -tx.amount, debit.balance))
     result.postings.append(Posting(tx.id, credit.id, tx.amount, credit.balance))
 

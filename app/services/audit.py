@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select
+from sqlalchemy import Connection, and_, select, text
 from sqlalchemy.orm import Session
 
 from app import logs
-from app.db import Database
+from app.db import Database, json_rows
 from app.models import AuditLog
 
 log = logging.getLogger(__name__)
@@ -25,16 +25,14 @@ client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_i
 def entry(
     action: str, *, actor_id: uuid.UUID | None, target: Any = None, **details: Any
 ) -> dict[str, Any]:
+    """One audit row; `details` may hold UUIDs and Decimals (serialised exactly)."""
     return {
         "action": action,
         "actor_id": actor_id,
-        "target": str(target) if target is not None else None,
+        "target": None if target is None else str(target),
         "request_id": logs.request_id.get(),
         "ip": client_ip.get(),
-        "details": {
-            k: (str(v) if not isinstance(v, (int, float, bool, type(None), dict, list)) else v)
-            for k, v in details.items()
-        },
+        "details": details,
     }
 
 
@@ -46,12 +44,24 @@ def record(
     target: Any = None,
     **details: Any,
 ) -> None:
-    db.execute(insert(AuditLog), [entry(action, actor_id=actor_id, target=target, **details)])
+    record_many(db, [entry(action, actor_id=actor_id, target=target, **details)])
+
+
+_INSERT_MANY = text(
+    """
+    INSERT INTO audit_log (action, actor_id, target, request_id, ip, details)
+    SELECT action, actor_id, target, request_id, ip, details
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS v(action text, actor_id uuid, target text, request_id text, ip text, details jsonb)
+    """
+)
 
 
 def record_many(db: Session | Connection, entries: Sequence[dict[str, Any]]) -> None:
-    if entries:
-        db.execute(insert(AuditLog), list(entries))
+    """One set-based statement however many entries (a settlement batch writes thousands)."""
+    if not entries:
+        return
+    db.execute(_INSERT_MANY, {"rows": json_rows(list(entries))})
 
 
 def record_alone(

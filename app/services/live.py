@@ -1,10 +1,10 @@
 """Server-Sent Events for a user's notifications.
 
-Redis pub/sub wakes the stream within moments of a commit; the database is the source of truth:
-the stream subscribes first, then replays everything after `Last-Event-ID`, then forwards live
-messages (deduplicated by id) and, every few seconds, catches up from the database, so nothing a
-lost publish or a dead worker skipped is ever missing. Heartbeat comments keep proxies from
-closing idle streams.
+Redis pub/sub wakes the stream within moments of a commit (the message is just the newest
+notification id); the database is the source of truth: the stream subscribes first, replays
+everything after `Last-Event-ID`, reads from the database on every wake-up and at least every few
+seconds, so nothing a lost publish or a dead worker skipped is ever missing. Heartbeat comments
+keep proxies from closing idle streams.
 """
 
 from __future__ import annotations
@@ -50,21 +50,19 @@ def events(
         log.warning("live push unavailable, streaming from the database only: %s", exc)
         pubsub = None
     started = last_beat = time.monotonic()
-    last_catch_up = started - CATCH_UP_SECONDS  # replay what was missed first
+    last_read = started - CATCH_UP_SECONDS  # replay what was missed first
+    newest_hint = 0
     try:
         yield "retry: 3000\n\n"
         while True:
             now = time.monotonic()
-            if now - last_catch_up >= CATCH_UP_SECONDS or pubsub is None:
+            if newest_hint > last or now - last_read >= CATCH_UP_SECONDS or pubsub is None:
                 with wiring.db.transaction() as session:
                     for row in notifications.since(session, user_id, last):
                         yield _event(row)
                         last = row["id"]
-                last_catch_up = now
-            message = _next_message(pubsub)
-            if message is not None and message["id"] > last:
-                yield _event(message)
-                last = message["id"]
+                last_read = now
+            newest_hint = _wake_up(pubsub)
             now = time.monotonic()
             if now - last_beat >= heartbeat:
                 yield ": keep-alive\n\n"
@@ -79,15 +77,19 @@ def events(
                 pass
 
 
-def _next_message(pubsub: Any) -> dict[str, Any] | None:
+def _wake_up(pubsub: Any) -> int:
+    """Wait up to a second for a wake-up; the newest notification id it announces, or 0."""
     if pubsub is None:
         time.sleep(1.0)
-        return None
+        return 0
     try:
         message = pubsub.get_message(timeout=1.0)
     except redis.RedisError:
         time.sleep(1.0)
-        return None
+        return 0
     if not message or message.get("type") != "message":
-        return None
-    return dict(json.loads(message["data"]))
+        return 0
+    try:
+        return int(message["data"])
+    except (TypeError, ValueError):
+        return 0

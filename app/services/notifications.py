@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from decimal import Decimal
@@ -14,6 +13,7 @@ from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
+from app.db import json_rows
 from app.domain.errors import WalletError
 from app.domain.money import to_wire
 from app.domain.notifications import NewNotification, for_outcome
@@ -26,11 +26,11 @@ _INSERT = text(
     """
     INSERT INTO notifications (user_id, kind, transaction_id, amount, data, webhook_status,
                                webhook_next_at)
-    SELECT u, k, t, a, CAST(d AS jsonb), CAST(:webhook AS text),
+    SELECT u, k, t, a, d, CAST(:webhook AS text),
            CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE now() END
-      FROM unnest(CAST(:users AS uuid[]), CAST(:kinds AS text[]), CAST(:txs AS uuid[]),
-                  CAST(:amounts AS numeric[]), CAST(:data AS text[])) AS v(u, k, t, a, d)
-    RETURNING id, user_id, kind, transaction_id, amount, data, created_at, read_at
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS v(u uuid, k text, t uuid, a numeric, d jsonb)
+    RETURNING id, user_id
     """
 )
 
@@ -47,23 +47,30 @@ def _jsonable(value: Any) -> Any:
 
 def write(
     db: Session | Connection, items: list[NewNotification], *, webhooks: bool
-) -> list[dict[str, Any]]:
-    """Insert `items` in the caller's transaction; returns them as API JSON, to push after
-    commit."""
+) -> list[tuple[int, uuid.UUID]]:
+    """Insert `items` in the caller's transaction; returns their (id, user_id), to push after
+    commit. Set-based: one statement for a whole settlement batch."""
     if not items:
         return []
     rows = db.execute(
         _INSERT,
         {
-            "users": [n.user_id for n in items],
-            "kinds": [n.kind for n in items],
-            "txs": [n.transaction_id for n in items],
-            "amounts": [n.amount for n in items],
-            "data": [json.dumps({k: _jsonable(v) for k, v in n.data.items()}) for n in items],
+            "rows": json_rows(
+                [
+                    {
+                        "u": n.user_id,
+                        "k": n.kind,
+                        "t": n.transaction_id,
+                        "a": n.amount,
+                        "d": {k: _jsonable(v) for k, v in n.data.items()},
+                    }
+                    for n in items
+                ]
+            ),
             "webhook": "pending" if webhooks else None,
         },
     ).all()
-    return [as_json(row) for row in rows]
+    return [(row.id, row.user_id) for row in rows]
 
 
 def as_json(row: Any) -> dict[str, Any]:
@@ -83,21 +90,25 @@ def channel(user_id: uuid.UUID | str) -> str:
     return f"notifications:{user_id}"
 
 
-def dispatch(wiring: Wiring, rows: list[dict[str, Any]]) -> None:
-    """After commit: publish to each user's live channel and queue webhook deliveries. Best
-    effort — SSE streams catch up from the database and a beat job retries due webhooks."""
-    if not rows:
+def dispatch(wiring: Wiring, written: list[tuple[int, uuid.UUID]]) -> None:
+    """After commit: wake each affected user's live streams (one message per user carrying the
+    newest id; streams read the notifications themselves) and queue webhook deliveries. Best
+    effort — streams also catch up from the database and a beat job retries due webhooks."""
+    if not written:
         return
+    newest: dict[uuid.UUID, int] = {}
+    for notification_id, user_id in written:
+        newest[user_id] = max(notification_id, newest.get(user_id, 0))
     try:
         pipe = wiring.redis.pipeline(transaction=False)
-        for row in rows:
-            pipe.publish(channel(row["user_id"]), json.dumps(row))
+        for user_id, notification_id in newest.items():
+            pipe.publish(channel(user_id), str(notification_id))
         pipe.execute()
     except redis.RedisError as exc:
-        log.warning("could not publish %s notifications: %s", len(rows), exc)
+        log.warning("could not publish %s notifications: %s", len(written), exc)
     if wiring.config.webhook_url:
-        for row in rows:
-            wiring.queue.send(WEBHOOK_DELIVER, row["id"])
+        for notification_id, _ in written:
+            wiring.queue.send(WEBHOOK_DELIVER, notification_id)
 
 
 def write_outcome(
@@ -111,7 +122,7 @@ def write_outcome(
     debit_wallet: uuid.UUID | None,
     credit_wallet: uuid.UUID | None,
     reason: str | None = None,
-) -> list[dict[str, Any]]:
+) -> list[tuple[int, uuid.UUID]]:
     """Notifications for an outcome decided outside the ledger batches (deposit expiry,
     withdrawal completion or failure), in the caller's transaction."""
     users = {

@@ -23,6 +23,7 @@ killing its settlement (`settlement_error`) instead of looping forever.
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 import uuid
@@ -34,15 +35,16 @@ from typing import Any
 from sqlalchemy import Connection, Row, text
 from sqlalchemy.exc import DBAPIError
 
-from app import metrics
+from app import logs, metrics
 from app.bootstrap import Wiring
 from app.config import Config
+from app.db import json_rows
 from app.domain.fraud import FraudThresholds, Screening, SenderStats, is_screened
-from app.domain.notifications import for_outcome
+from app.domain.notifications import OUTCOME_KINDS, for_outcome
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
 from app.domain.transactions import FailureReason, Kind, Role, Status
 from app.queue import PROCESS_WITHDRAWAL
-from app.services import audit, notifications
+from app.services import notifications
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +93,16 @@ _UPDATE_TRANSACTIONS = text(
            failure_reason = v.reason,
            updated_at = now(),
            completed_at = CASE WHEN v.status = 'completed' THEN now() END
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]), CAST(:reasons AS text[]),
-                  CAST(:stages AS text[]))
-           AS v(id, status, reason, stage)
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS v(id uuid, status text, reason text, stage text)
      WHERE t.id = v.id AND t.status = 'pending' AND t.stage IS NULL
     """
 )
 _INSERT_POSTINGS = text(
     """
     INSERT INTO ledger_entries (transaction_id, wallet_id, amount, balance_after)
-    SELECT * FROM unnest(CAST(:tx AS uuid[]), CAST(:wallet AS uuid[]),
-                         CAST(:amount AS numeric[]), CAST(:balance AS numeric[]))
+    SELECT t, w, a, b FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+                           AS v(t uuid, w uuid, a numeric, b numeric)
     """
 )
 _UPDATE_WALLETS = text(
@@ -109,11 +110,58 @@ _UPDATE_WALLETS = text(
     UPDATE wallets AS w
        SET balance = v.balance, reserved = v.reserved, settled_seq = v.settled_seq,
            held = v.held
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:balances AS numeric[]),
-                  CAST(:reserved AS numeric[]), CAST(:seqs AS bigint[]),
-                  CAST(:held AS numeric[]))
-           AS v(id, balance, reserved, settled_seq, held)
+      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+           AS v(id uuid, balance numeric, reserved numeric, settled_seq bigint, held numeric)
      WHERE w.id = v.id
+    """
+)
+
+
+def _sql_text(value: str | None) -> str:
+    return "NULL::text" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+_OUTCOME_KIND_ROWS = ", ".join(
+    f"({_sql_text(kind)}, {_sql_text(status)}, {_sql_text(debit)}, {_sql_text(credit)})"
+    for (kind, status), (debit, credit) in OUTCOME_KINDS.items()
+)
+_RECORD_OUTCOMES = text(
+    f"""
+    WITH settled AS (
+        SELECT t.id, t.kind, t.status, t.stage, t.failure_reason, t.amount,
+               t.debit_wallet_id, t.credit_wallet_id
+          FROM transactions t
+         WHERE t.id IN (SELECT CAST(value AS uuid)
+                          FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))
+    ), audited AS (
+        INSERT INTO audit_log (action, target, details, request_id)
+        SELECT s.kind || '.' || COALESCE(s.stage, s.status), s.id::text,
+               jsonb_build_object('reason', s.failure_reason), CAST(:request_id AS text)
+          FROM settled s
+    ), told AS (
+        INSERT INTO notifications (user_id, kind, transaction_id, amount, data, webhook_status,
+                                   webhook_next_at)
+        SELECT w.user_id, side.kind, s.id, side.amount,
+               jsonb_build_object('status', s.status, 'failure_reason', s.failure_reason,
+                                  'balance_after', COALESCE(e.balance_after, w.balance)::text),
+               CAST(:webhook AS text),
+               CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE now() END
+          FROM settled s
+          JOIN (VALUES {_OUTCOME_KIND_ROWS}) AS k(tx_kind, status, debit_kind, credit_kind)
+            ON k.tx_kind = s.kind AND k.status = s.status
+         CROSS JOIN LATERAL (VALUES (s.debit_wallet_id, k.debit_kind, -s.amount),
+                                    (s.credit_wallet_id, k.credit_kind, s.amount))
+               AS side(wallet_id, kind, amount)
+          JOIN wallets w ON w.id = side.wallet_id AND w.kind = 'user'
+          LEFT JOIN ledger_entries e
+            ON e.transaction_id = s.id AND e.wallet_id = side.wallet_id
+         WHERE side.kind IS NOT NULL
+        RETURNING id, user_id
+    )
+    -- One row per user told: enough to wake their streams (and every id for webhooks).
+    SELECT user_id, max(id) AS newest,
+           CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE array_agg(id) END AS ids
+      FROM told GROUP BY user_id
     """
 )
 # Per sender: debits (completed, or withdrawals debited and on their way on-chain) and holds of
@@ -240,14 +288,14 @@ class Committed:
     settled: int = 0
     more: bool = False
     on_chain: list[uuid.UUID] = field(default_factory=list)
-    notifications: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[tuple[int, uuid.UUID]] = field(default_factory=list)
 
     outcomes: list[tuple[str, str, datetime]] = field(default_factory=list)
 
     def add(
         self,
         result: BatchResult,
-        notifications: list[dict[str, Any]],
+        notifications: list[tuple[int, uuid.UUID]],
         candidates: Sequence[PendingTx],
     ) -> None:
         self.settled += len(result.outcomes)
@@ -261,8 +309,11 @@ class Committed:
     def observe(self) -> None:
         """After commit: count outcomes and how long acceptance → ledger took."""
         now = datetime.now(UTC)
-        for kind, state, created_at in self.outcomes:
-            metrics.TRANSACTIONS.labels(kind, state).inc()
+        for (kind, state), count in collections.Counter(
+            (kind, state) for kind, state, _ in self.outcomes
+        ).items():
+            metrics.TRANSACTIONS.labels(kind, state).inc(count)
+        for _, _, created_at in self.outcomes:
             metrics.SETTLEMENT_LATENCY.observe((now - created_at).total_seconds())
 
 
@@ -295,7 +346,7 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
 
 def _settle_rows(
     conn: Connection, rows: Sequence[Row[Any]], config: Config
-) -> tuple[BatchResult, list[dict[str, Any]], list[PendingTx]]:
+) -> tuple[BatchResult, list[tuple[int, uuid.UUID]], list[PendingTx]]:
     candidates = [
         PendingTx(
             r.id, r.debit_wallet_id, r.credit_wallet_id, r.amount, r.seq, r.created_at, r.kind
@@ -311,7 +362,9 @@ def _settle_rows(
         )
         for w in conn.execute(_LOCK_WALLETS, {"ids": ids})
     }
-    result = settle_batch(wallets, candidates, _screening(conn, config, wallets, candidates))
+    result = settle_batch(
+        wallets, candidates, _screening(conn, config, wallets, candidates), notify_outcomes=False
+    )
     if not result.outcomes:
         return result, [], candidates
     if result.holds:
@@ -319,20 +372,23 @@ def _settle_rows(
         for hold in result.holds:
             log.info("transaction %s held for review: %s", hold.tx.id, hold.reason.value)
     _write(conn, wallets, result)
-    kinds = {c.id: c.kind for c in candidates}
-    audit.record_many(
-        conn,
-        [
-            audit.entry(
-                f"{kinds[o.transaction_id]}.{o.stage or o.status.value}",
-                actor_id=None,
-                target=o.transaction_id,
-                reason=o.reason.value if o.reason else None,
-            )
-            for o in result.outcomes
-        ],
-    )
-    written = notifications.write(conn, result.notifications, webhooks=bool(config.webhook_url))
+    webhook = "pending" if config.webhook_url else None
+    # Audit entries and completed/failed notifications, derived in the database from the rows
+    # just written: no per-transaction Python work while the wallets are locked.
+    told = conn.execute(
+        _RECORD_OUTCOMES,
+        {
+            "ids": json_rows([o.transaction_id for o in result.outcomes]),
+            "request_id": logs.request_id.get(),
+            "webhook": webhook,
+        },
+    ).all()
+    written = [
+        (notification_id, row.user_id)
+        for row in told
+        for notification_id in (row.ids or [row.newest])
+    ]
+    written += notifications.write(conn, result.notifications, webhooks=webhook is not None)
     return result, written, candidates
 
 
@@ -384,10 +440,17 @@ def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batc
     updated = conn.execute(
         _UPDATE_TRANSACTIONS,
         {
-            "ids": [o.transaction_id for o in result.outcomes],
-            "statuses": [o.status.value for o in result.outcomes],
-            "reasons": [o.reason.value if o.reason else None for o in result.outcomes],
-            "stages": [o.stage for o in result.outcomes],
+            "rows": json_rows(
+                [
+                    {
+                        "id": o.transaction_id,
+                        "status": o.status.value,
+                        "reason": o.reason.value if o.reason else None,
+                        "stage": o.stage,
+                    }
+                    for o in result.outcomes
+                ]
+            )
         },
     ).rowcount
     if updated != len(result.outcomes):
@@ -396,21 +459,35 @@ def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batc
         conn.execute(
             _INSERT_POSTINGS,
             {
-                "tx": [p.transaction_id for p in result.postings],
-                "wallet": [p.wallet_id for p in result.postings],
-                "amount": [p.amount for p in result.postings],
-                "balance": [p.balance_after for p in result.postings],
+                "rows": json_rows(
+                    [
+                        {
+                            "t": p.transaction_id,
+                            "w": p.wallet_id,
+                            "a": p.amount,
+                            "b": p.balance_after,
+                        }
+                        for p in result.postings
+                    ]
+                )
             },
         )
     touched = [wallets[w] for w in sorted(result.touched)]
     conn.execute(
         _UPDATE_WALLETS,
         {
-            "ids": [w.id for w in touched],
-            "balances": [w.balance for w in touched],
-            "reserved": [w.reserved for w in touched],
-            "seqs": [w.settled_seq for w in touched],
-            "held": [w.held for w in touched],
+            "rows": json_rows(
+                [
+                    {
+                        "id": w.id,
+                        "balance": w.balance,
+                        "reserved": w.reserved,
+                        "settled_seq": w.settled_seq,
+                        "held": w.held,
+                    }
+                    for w in touched
+                ]
+            )
         },
     )
 
@@ -457,7 +534,9 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
         conn.execute(_MARK_CLEAN, {"shard": shard})
 
 
-def _fail_poison(conn: Connection, tx_id: uuid.UUID, config: Config) -> list[dict[str, Any]] | None:
+def _fail_poison(
+    conn: Connection, tx_id: uuid.UUID, config: Config
+) -> list[tuple[int, uuid.UUID]] | None:
     """Fail a transaction that keeps breaking settlement, releasing its reservation; returns the
     notifications written (None when it was no longer pending)."""
     row = conn.execute(

@@ -71,7 +71,7 @@ def _pending_notification(app: Any, db: Any) -> int:
             [NewNotification(user, "reward_received", None, Decimal("1.5"), {"status": "ok"})],
             webhooks=True,
         )
-    return int(row["id"])
+    return int(row[0])
 
 
 def _make_due(db: Any, notification_id: int, seconds_ago: float = 1.0) -> None:
