@@ -35,16 +35,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, text
 from sqlalchemy.exc import DBAPIError
 
-from app import logs, metrics
+from app import metrics
 from app.bootstrap import Wiring
 from app.config import Config
-from app.db import json_rows
-from app.domain.fraud import FraudThresholds, Screening, SenderStats, is_screened
-from app.domain.notifications import OUTCOME_KINDS, for_outcome
+from app.domain.notifications import for_outcome
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
-from app.domain.transactions import FailureReason, Kind, Role, Status
+from app.domain.transactions import FailureReason, Role, Status
 from app.queue import PROCESS_WITHDRAWAL
-from app.services import notifications
+from app.services import batch_writes, notifications, screening
 
 log = logging.getLogger(__name__)
 
@@ -85,122 +83,6 @@ _LOCK_WALLETS = text(
        FOR NO KEY UPDATE
     """
 )
-_UPDATE_TRANSACTIONS = text(
-    """
-    UPDATE transactions AS t
-       SET status = v.status,
-           stage = v.stage,
-           failure_reason = v.reason,
-           updated_at = now(),
-           completed_at = CASE WHEN v.status = 'completed' THEN now() END
-      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-           AS v(id uuid, status text, reason text, stage text)
-     WHERE t.id = v.id AND t.status = 'pending' AND t.stage IS NULL
-    """
-)
-_INSERT_POSTINGS = text(
-    """
-    INSERT INTO ledger_entries (transaction_id, wallet_id, amount, balance_after)
-    SELECT t, w, a, b FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-                           AS v(t uuid, w uuid, a numeric, b numeric)
-    """
-)
-_UPDATE_WALLETS = text(
-    """
-    UPDATE wallets AS w
-       SET balance = v.balance, reserved = v.reserved, settled_seq = v.settled_seq,
-           held = v.held
-      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-           AS v(id uuid, balance numeric, reserved numeric, settled_seq bigint, held numeric)
-     WHERE w.id = v.id
-    """
-)
-
-
-def _sql_text(value: str | None) -> str:
-    return "NULL::text" if value is None else "'" + value.replace("'", "''") + "'"
-
-
-_OUTCOME_KIND_ROWS = ", ".join(
-    f"({_sql_text(kind)}, {_sql_text(status)}, {_sql_text(debit)}, {_sql_text(credit)})"
-    for (kind, status), (debit, credit) in OUTCOME_KINDS.items()
-)
-_RECORD_OUTCOMES = text(
-    f"""
-    WITH settled AS (
-        SELECT t.id, t.kind, t.status, t.stage, t.failure_reason, t.amount,
-               t.debit_wallet_id, t.credit_wallet_id
-          FROM transactions t
-         WHERE t.id IN (SELECT CAST(value AS uuid)
-                          FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))
-    ), audited AS (
-        INSERT INTO audit_log (action, target, details, request_id)
-        SELECT s.kind || '.' || COALESCE(s.stage, s.status), s.id::text,
-               jsonb_build_object('reason', s.failure_reason), CAST(:request_id AS text)
-          FROM settled s
-    ), told AS (
-        INSERT INTO notifications (user_id, kind, transaction_id, amount, data, webhook_status,
-                                   webhook_next_at)
-        SELECT w.user_id, side.kind, s.id, side.amount,
-               jsonb_build_object('status', s.status, 'failure_reason', s.failure_reason,
-                                  'balance_after', COALESCE(e.balance_after, w.balance)::text),
-               CAST(:webhook AS text),
-               CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE now() END
-          FROM settled s
-          JOIN (VALUES {_OUTCOME_KIND_ROWS}) AS k(tx_kind, status, debit_kind, credit_kind)
-            ON k.tx_kind = s.kind AND k.status = s.status
-         CROSS JOIN LATERAL (VALUES (s.debit_wallet_id, k.debit_kind, -s.amount),
-                                    (s.credit_wallet_id, k.credit_kind, s.amount))
-               AS side(wallet_id, kind, amount)
-          JOIN wallets w ON w.id = side.wallet_id AND w.kind = 'user'
-          LEFT JOIN ledger_entries e
-            ON e.transaction_id = s.id AND e.wallet_id = side.wallet_id
-         WHERE side.kind IS NOT NULL
-        RETURNING id, user_id
-    )
-    -- One row per user told: enough to wake their streams (and every id for webhooks).
-    SELECT user_id, max(id) AS newest,
-           CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE array_agg(id) END AS ids
-      FROM told GROUP BY user_id
-    """
-)
-# Per sender: debits (completed, or withdrawals debited and on their way on-chain) and holds of
-# the screened kinds created in the last hour; and the last :window debits. The predicates repeat
-# the one of `ix_transactions_screened_debits` so both lookups walk that index.
-_SENDER_STATS = text(
-    """
-    SELECT s.id, hour.n AS hour_count, hour.total AS hour_amount,
-           hist.n AS history_count, hist.total AS history_total
-      FROM unnest(CAST(:ids AS uuid[])) AS s(id)
-     CROSS JOIN LATERAL (
-           SELECT COUNT(*) AS n, COALESCE(SUM(t.amount), 0) AS total
-             FROM transactions t
-            WHERE t.debit_wallet_id = s.id
-              AND t.kind IN ('transfer', 'withdrawal')
-              AND (t.status IN ('completed', 'held') OR t.stage = 'on_chain')
-              AND t.created_at >= now() - interval '1 hour') AS hour
-     CROSS JOIN LATERAL (
-           SELECT COUNT(*) AS n, COALESCE(SUM(last.amount), 0) AS total
-             FROM (SELECT t.amount
-                     FROM transactions t
-                    WHERE t.debit_wallet_id = s.id
-                      AND t.kind IN ('transfer', 'withdrawal')
-                      AND (t.status IN ('completed', 'held') OR t.stage = 'on_chain')
-                      AND t.status <> 'held'
-                    ORDER BY t.created_at DESC
-                    LIMIT :window) AS last) AS hist
-    """
-)
-# Which (sender, recipient) pairs already have a completed transfer.
-_KNOWN_PAIRS = text(
-    """
-    SELECT v.debit, v.credit
-      FROM unnest(CAST(:debits AS uuid[]), CAST(:credits AS uuid[])) AS v(debit, credit)
-     WHERE EXISTS (SELECT 1 FROM transactions t
-                    WHERE t.debit_wallet_id = v.debit AND t.credit_wallet_id = v.credit
-                      AND t.kind = 'transfer' AND t.status = 'completed')
-    """
-)
 _ADMINS = text("SELECT id FROM users WHERE role = :role ORDER BY id")
 _BUMP_ATTEMPTS = text(
     """
@@ -215,10 +97,6 @@ _HAS_PENDING = text(
     "SELECT EXISTS (SELECT 1 FROM transactions"
     " WHERE status = 'pending' AND stage IS NULL AND shard = :shard)"
 )
-
-
-class ConcurrentChangeError(RuntimeError):
-    """A compare-and-set found a transaction no longer PENDING: roll the batch back."""
 
 
 @dataclass
@@ -337,7 +215,7 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
             if exc.connection_invalidated:
                 raise
             log.exception("batch settlement of shard %s failed; isolating wallets", shard)
-        except ConcurrentChangeError:
+        except batch_writes.ConcurrentChangeError:
             log.warning("concurrent change while settling shard %s; isolating wallets", shard)
     _settle_isolated(conn, config, shard, committed)
     committed.more = True
@@ -363,7 +241,10 @@ def _settle_rows(
         for w in conn.execute(_LOCK_WALLETS, {"ids": ids})
     }
     result = settle_batch(
-        wallets, candidates, _screening(conn, config, wallets, candidates), notify_outcomes=False
+        wallets,
+        candidates,
+        screening.load(conn, config, wallets, candidates),
+        notify_outcomes=False,
     )
     if not result.outcomes:
         return result, [], candidates
@@ -371,125 +252,11 @@ def _settle_rows(
         result.tell_admins(list(conn.execute(_ADMINS, {"role": Role.ADMIN.value}).scalars()))
         for hold in result.holds:
             log.info("transaction %s held for review: %s", hold.tx.id, hold.reason.value)
-    _write(conn, wallets, result)
-    webhook = "pending" if config.webhook_url else None
-    # Audit entries and completed/failed notifications, derived in the database from the rows
-    # just written: no per-transaction Python work while the wallets are locked.
-    told = conn.execute(
-        _RECORD_OUTCOMES,
-        {
-            "ids": json_rows([o.transaction_id for o in result.outcomes]),
-            "request_id": logs.request_id.get(),
-            "webhook": webhook,
-        },
-    ).all()
-    written = [
-        (notification_id, row.user_id)
-        for row in told
-        for notification_id in (row.ids or [row.newest])
-    ]
-    written += notifications.write(conn, result.notifications, webhooks=webhook is not None)
+    batch_writes.write(conn, wallets, result)
+    webhooks = bool(config.webhook_url)
+    written = batch_writes.record_outcomes(conn, result, webhooks=webhooks)
+    written += notifications.write(conn, result.notifications, webhooks=webhooks)
     return result, written, candidates
-
-
-def _thresholds(config: Config) -> FraudThresholds:
-    return FraudThresholds(
-        velocity_count=config.fraud_velocity_count,
-        velocity_amount=config.fraud_velocity_amount,
-        history_min=config.fraud_history_min,
-        history_multiplier=config.fraud_history_multiplier,
-        history_window=config.fraud_history_window,
-        new_recipient_amount=config.fraud_new_recipient_amount,
-    )
-
-
-def _screening(
-    conn: Connection,
-    config: Config,
-    wallets: dict[uuid.UUID, WalletState],
-    candidates: Sequence[PendingTx],
-) -> Screening:
-    """What the fraud rules need about this batch's senders, read for all of them at once."""
-    limits = _thresholds(config)
-    screening = Screening(limits)
-    screened = [t for t in candidates if is_screened(t.kind, wallets[t.debit_wallet_id].kind)]
-    if not screened:
-        return screening
-    senders = sorted({t.debit_wallet_id for t in screened})
-    for row in conn.execute(_SENDER_STATS, {"ids": senders, "window": limits.history_window}):
-        screening.senders[row.id] = SenderStats(
-            row.hour_count, row.hour_amount, row.history_count, row.history_total
-        )
-    # Only a large transfer can trip the new-recipient rule: ask about those pairs only.
-    pairs = sorted(
-        {
-            (t.debit_wallet_id, t.credit_wallet_id)
-            for t in screened
-            if t.kind == Kind.TRANSFER.value and t.amount >= limits.new_recipient_amount
-        }
-    )
-    if pairs:
-        known = conn.execute(
-            _KNOWN_PAIRS, {"debits": [d for d, _ in pairs], "credits": [c for _, c in pairs]}
-        )
-        screening.known_pairs.update((r.debit, r.credit) for r in known)
-    return screening
-
-
-def _write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
-    updated = conn.execute(
-        _UPDATE_TRANSACTIONS,
-        {
-            "rows": json_rows(
-                [
-                    {
-                        "id": o.transaction_id,
-                        "status": o.status.value,
-                        "reason": o.reason.value if o.reason else None,
-                        "stage": o.stage,
-                    }
-                    for o in result.outcomes
-                ]
-            )
-        },
-    ).rowcount
-    if updated != len(result.outcomes):
-        raise ConcurrentChangeError(f"{updated} of {len(result.outcomes)} still pending")
-    if result.postings:
-        conn.execute(
-            _INSERT_POSTINGS,
-            {
-                "rows": json_rows(
-                    [
-                        {
-                            "t": p.transaction_id,
-                            "w": p.wallet_id,
-                            "a": p.amount,
-                            "b": p.balance_after,
-                        }
-                        for p in result.postings
-                    ]
-                )
-            },
-        )
-    touched = [wallets[w] for w in sorted(result.touched)]
-    conn.execute(
-        _UPDATE_WALLETS,
-        {
-            "rows": json_rows(
-                [
-                    {
-                        "id": w.id,
-                        "balance": w.balance,
-                        "reserved": w.reserved,
-                        "settled_seq": w.settled_seq,
-                        "held": w.held,
-                    }
-                    for w in touched
-                ]
-            )
-        },
-    )
 
 
 def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Committed) -> None:
@@ -526,7 +293,7 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
                 ).all()
                 result, written, candidates = _settle_rows(conn, rows, config)
             committed.add(result, written, candidates)
-        except (DBAPIError, ConcurrentChangeError) as exc:
+        except (DBAPIError, batch_writes.ConcurrentChangeError) as exc:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
                 raise
             log.exception("settling wallet %s failed (attempt %s)", wallet_id, bumped.attempts)
