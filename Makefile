@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench token clean
+.PHONY: run test lint typecheck unit bench token flask clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# A development token for the stack `make run` started (same JWT secret).
+# CLI commands against the stack `make run` started (its URLs and secrets are in var/stack.env).
+flask: $(STAMP)
+	@set -a; [ -f var/stack.env ] && . ./var/stack.env; set +a; $(BIN)/flask --app wsgi $(ARGS)
+
+# A development token for that stack.
 token: $(STAMP)
-	@JWT_SECRET=$${JWT_SECRET:-$$(cat var/jwt_secret)} $(BIN)/flask --app wsgi users token $(ARGS)
+	@set -a; [ -f var/stack.env ] && . ./var/stack.env; set +a; $(BIN)/flask --app wsgi users token $(ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from app.sealing import generate_key_spec
 from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,7 @@ def run() -> int:
     env.setdefault(
         "FLOWER_BASIC_AUTH", _secret_file("flower_auth", f"admin:{secrets.token_urlsafe(12)}")
     )
+    env.setdefault("WALLET_DATA_KEY", _secret_file("wallet_data_key", generate_key_spec()))
     env["API_PORT"] = env.get("PORT", "8000")
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):  # every process's metrics, one /metrics
         metrics_dir = VAR / "prometheus"
@@ -69,6 +72,7 @@ def run() -> int:
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True
         )
+        _write_stack_env(env)
         _banner(env)
         honcho = subprocess.Popen(
             [sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env
@@ -115,6 +119,27 @@ def _start_local_cluster(env: dict[str, str]) -> Callable[[], None]:
     return stop
 
 
+STACK_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "WALLET_DATA_KEY",
+    "SOLANA_RPC_URL",
+    "TOKEN_MINT",
+    "TREASURY_KEYPAIR",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
+
+
+def _write_stack_env(env: dict[str, str]) -> None:
+    """var/stack.env: what CLI commands need to reach this stack (`make flask ARGS=…`)."""
+    path = VAR / "stack.env"
+    path.write_text(
+        "".join(f"{name}={shlex.quote(env[name])}\n" for name in STACK_ENV if env.get(name))
+    )
+    path.chmod(0o600)
+
+
 def _banner(env: dict[str, str]) -> None:
     api = f"http://127.0.0.1:{env['API_PORT']}"
     user, _, _ = env["FLOWER_BASIC_AUTH"].partition(":")
@@ -125,9 +150,9 @@ def _banner(env: dict[str, str]) -> None:
   Database   {env["DATABASE_URL"]}
   Redis      {env["REDIS_URL"]}
   Solana     {env.get("SOLANA_RPC_URL")}   (mint {env.get("TOKEN_MINT")})
-  Fund an external wallet (local cluster):  .venv/bin/flask --app wsgi dev fund ADDRESS AMOUNT
-  A token:   make token   (or: JWT_SECRET=$(cat var/jwt_secret) .venv/bin/flask --app wsgi \
-               users token [UUID] [--role user|service|admin])
+  A token:   make token [ARGS="UUID --role user|service|admin"]
+  CLI:       make flask ARGS="ledger mint 1000"   (any `flask --app wsgi` command, this stack)
+             make flask ARGS="dev fund ADDRESS AMOUNT"   (tokens for an external wallet)
 """,
         flush=True,
     )
