@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
@@ -29,13 +28,6 @@ bp = Blueprint(
 )
 
 REQUEST_ID_MAX = 128
-
-
-def _request_context() -> connections.RequestContext:
-    request_id = request.headers.get("X-Request-ID")
-    return connections.RequestContext(
-        request_id=request_id[:REQUEST_ID_MAX] if request_id else None, ip=request.remote_addr
-    )
 
 
 @bp.route("/challenge", methods=["POST"])
@@ -64,7 +56,6 @@ def connect(args: dict[str, Any]) -> dict[str, Any]:
         principal.wallet_id,
         args["wallet_address"],
         args["signature"],
-        _request_context(),
         wiring().keyring,
     )
     return {
@@ -84,7 +75,7 @@ def disconnect(args: dict[str, Any]) -> dict[str, Any]:
     """Disconnect the address from the caller's own wallet (`wallet_id`)."""
     principal = current_principal()
     removed = connections.disconnect(
-        db(), principal.user_id, principal.wallet_id, args["wallet_id"], _request_context()
+        db(), principal.user_id, principal.wallet_id, args["wallet_id"]
     )
     message = "Wallet disconnected" if removed else "No wallet address was connected"
     return {"success": True, "message": message}

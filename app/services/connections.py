@@ -21,21 +21,14 @@ from app.domain.errors import (
     WalletNotFoundError,
 )
 from app.metrics import WALLET_CONNECTIONS, WALLET_DISCONNECTIONS
-from app.models import AuditLog, Wallet, WalletChallenge
+from app.models import Wallet, WalletChallenge
 from app.sealing import Keyring
+from app.services import audit
 
 ADDRESS_UNIQUE = "uq_wallets_address"
 # Rejections of the caller's proof; anything else (a database outage) is not an attempt to audit.
 REJECTIONS = (siws.InvalidAddressError, InvalidSignatureError, WalletAlreadyConnectedError)
 AUDITED_INPUT_MAX = 128
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    """Who asked, for the audit log; the entry point fills it from the HTTP request."""
-
-    request_id: str | None = None
-    ip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,23 +40,13 @@ class Connection:
 
 @dataclass(frozen=True)
 class _Audit:
-    """Audit rows about one wallet, by one actor, in one request."""
+    """Audit entries about one wallet, by one actor (request id and IP come from the request)."""
 
-    context: RequestContext
     actor_id: uuid.UUID
     wallet_id: uuid.UUID
 
     def record(self, session: Session, action: str, **details: Any) -> None:
-        session.add(
-            AuditLog(
-                actor_id=self.actor_id,
-                action=action,
-                target=str(self.wallet_id),
-                details=details,
-                request_id=self.context.request_id,
-                ip=self.context.ip,
-            )
-        )
+        audit.record(session, action, actor_id=self.actor_id, target=self.wallet_id, **details)
 
 
 def issue_challenge(
@@ -92,7 +75,6 @@ def connect(
     wallet_id: uuid.UUID,
     address: str,
     signature: str,
-    context: RequestContext = RequestContext(),
     keyring: Keyring | None = None,
 ) -> Connection:
     """Connect `address` to the caller's wallet once `signature` proves they hold its key. The
@@ -102,7 +84,7 @@ def connect(
     successful one consumes it. Reconnecting the connected address is a no-op; a different
     address replaces the connected one.
     """
-    audit = _Audit(context, user_id, wallet_id)
+    audit = _Audit(user_id, wallet_id)
     try:
         connection = _connect(db, audit, address, signature, keyring)
     except REJECTIONS as error:
@@ -170,7 +152,6 @@ def disconnect(
     user_id: uuid.UUID,
     wallet_id: uuid.UUID,
     target_wallet_id: uuid.UUID,
-    context: RequestContext = RequestContext(),
 ) -> str | None:
     """Clear the connected address of the caller's own wallet; the address removed, or None when
     none was connected. Anyone else's wallet id is 404, as if it did not exist."""
@@ -183,7 +164,7 @@ def disconnect(
             return None
         wallet.address = None
         wallet.data = {k: v for k, v in wallet.data.items() if k != "connection_proof"}
-        _Audit(context, user_id, wallet_id).record(
+        _Audit(user_id, wallet_id).record(
             session, "wallet.disconnected", address=previous, reason="requested"
         )
     WALLET_DISCONNECTIONS.inc()
