@@ -7,7 +7,6 @@ from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from app.api import (
     admin,
-    admin_audit,
     chain,
     connections,
     health,
@@ -63,7 +62,6 @@ def create_app(config: Config | None = None) -> Flask:
     api.register_blueprint(connections.bp)
     api.register_blueprint(settings.bp)
     api.register_blueprint(admin.bp)
-    api.register_blueprint(admin_audit.bp)
     app.register_blueprint(health.bp)
     problems.register(app)
     observability.register(app)

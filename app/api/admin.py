@@ -11,12 +11,14 @@ from app.api.admin_schemas import (
     AdminTransactionPageSchema,
     AdminTransactionQuerySchema,
     AdminTransactionSchema,
+    AuditPageSchema,
+    AuditQuerySchema,
     WebhookPageSchema,
     WebhookQuerySchema,
 )
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
-from app.services import holds, webhooks
+from app.services import audit, holds, webhooks
 
 bp = Blueprint(
     "admin", __name__, url_prefix="/api/admin", description="Operator views (role `admin`)"
@@ -69,3 +71,24 @@ def release_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
 def reject_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
     """Fail a held transaction (`rejected`) and free its reservation."""
     return holds.reject(wiring(), transaction_id, current_principal().user_id)
+
+
+@bp.route("/audit", methods=["GET"])
+@requires("admin")
+@bp.arguments(AuditQuerySchema, location="query")
+@bp.response(200, AuditPageSchema)
+@bp.doc(security=SECURITY)
+def list_audit(args: dict[str, Any]) -> dict[str, Any]:
+    """Audit entries, newest first; filter by actor, action, target and time."""
+    with db().transaction() as session:
+        items, next_cursor = audit.search(
+            session,
+            actor=args.get("actor"),
+            action=args.get("action"),
+            target=args.get("target"),
+            since=args.get("since"),
+            until=args.get("until"),
+            limit=args["limit"],
+            before=args.get("cursor"),
+        )
+    return {"items": items, "next_cursor": next_cursor}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import marshmallow as ma
 
 from app.api.schemas import Amount, StrictSchema
@@ -59,3 +61,29 @@ class AdminTransactionSchema(ma.Schema):
 class AdminTransactionPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(AdminTransactionSchema))
     next_cursor = ma.fields.String(allow_none=True)
+
+
+class AuditQuerySchema(StrictSchema):
+    actor = ma.fields.UUID()
+    action = ma.fields.String(validate=ma.validate.Length(max=100))
+    target = ma.fields.String(validate=ma.validate.Length(max=200))
+    since = ma.fields.AwareDateTime(default_timezone=UTC)
+    until = ma.fields.AwareDateTime(default_timezone=UTC)
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    cursor = ma.fields.Integer(validate=ma.validate.Range(min=1))
+
+
+class AuditEntrySchema(ma.Schema):
+    id = ma.fields.Integer()
+    occurred_at = ma.fields.DateTime()
+    actor_id = ma.fields.UUID(allow_none=True)
+    action = ma.fields.String()
+    target = ma.fields.String(allow_none=True)
+    request_id = ma.fields.String(allow_none=True)
+    ip = ma.fields.String(allow_none=True)
+    details = ma.fields.Dict()
+
+
+class AuditPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(AuditEntrySchema))
+    next_cursor = ma.fields.Integer(allow_none=True)
