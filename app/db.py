@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain.errors import ServiceUnavailableError
+
+# A pooled connection idle for longer than this is pinged before use (see `_ping_if_idle`).
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 class Database:
@@ -21,11 +25,26 @@ class Database:
             url,
             pool_size=pool_size,
             max_overflow=pool_size * 2,
-            pool_pre_ping=True,
             pool_recycle=1800,
             connect_args={"connect_timeout": 5},
         )
+        event.listen(self.engine, "checkin", _note_checkin)
+        event.listen(self.engine, "checkout", _ping_if_idle)
+        # Statements that are a whole unit of work by themselves: no BEGIN/COMMIT round trips.
+        self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A connection for single statements that commit by themselves (one round trip each:
+        accepting a request is one server-side call; reads are one query)."""
+        try:
+            with self.autocommit_engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
+            if _is_connection_error(exc):
+                raise ServiceUnavailableError("database unavailable") from exc
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -43,6 +62,26 @@ class Database:
         self.engine.dispose()
 
 
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling without a round trip per request: only a connection that
+    sat idle in the pool is pinged (a busy one was just used successfully). A dead one is
+    replaced by the pool (DisconnectionError); a busy one that died with the server fails its
+    request once with 503 and is invalidated with the rest of the pool."""
+    if time.monotonic() - record.info.get("checked_in", 0.0) < PING_AFTER_IDLE_SECONDS:
+        return
+    try:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.autocommit = autocommit
+    except Exception as exc:  # noqa: BLE001 - any failure means the connection is gone
+        raise DisconnectionError() from exc
+
+
 def _is_connection_error(exc: DBAPIError) -> bool:
     # Connection failures carry no SQLSTATE; lock timeouts, serialization failures etc. do.
     return bool(exc.connection_invalidated) or getattr(exc.orig, "sqlstate", None) is None
@@ -54,7 +93,7 @@ def _exact(value: Any) -> str:
     raise TypeError(type(value).__name__)
 
 
-def json_rows(rows: list[Any]) -> str:
+def json_rows(rows: Any) -> str:
     """Rows as one JSON document for `jsonb_to_recordset(CAST(:rows AS jsonb))`: a whole batch
     crosses to PostgreSQL as a single parameter (orjson in C; UUIDs natively; no per-element
     adaptation by the driver, which dominated settlement time)."""

@@ -25,10 +25,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    select,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -66,11 +67,24 @@ class User(Base):
     low_balance_threshold: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
 
 
+class WalletCounters(Base):
+    """The submit side of a wallet (migration 0007): only accepting a request writes it, so
+    submissions never wait on the wallet row that settlement batches lock."""
+
+    __tablename__ = "wallet_counters"
+
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), primary_key=True)
+    # Last `seq` handed to a transaction debiting this wallet.
+    next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Every amount ever reserved for this wallet's debits (see `Wallet.reserved`).
+    reserved_total: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default="0")
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Wallet(Base):
     __tablename__ = "wallets"
     __table_args__ = (
         CheckConstraint("balance >= 0 OR kind = 'external'", name="balance_non_negative"),
-        CheckConstraint("reserved >= 0", name="reserved_non_negative"),
         CheckConstraint("held >= 0", name="held_non_negative"),
         CheckConstraint("kind IN ('user', 'platform', 'external')", name="kind"),
         UniqueConstraint("user_id"),
@@ -87,21 +101,18 @@ class Wallet(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="user")
     balance: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
-    # Sum of this wallet's PENDING and HELD debits; available = balance - reserved (see `ledger
-    # check`).
-    reserved: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
+    # Every reserved amount settlement has released: spent by a settled debit or given back by a
+    # failure. Settlement's side of the reservation; the submit side is `WalletCounters`.
+    released_total: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default="0")
     # Sum of this wallet's HELD debits (part of `reserved`): later debits settle against
     # balance - held.
     held: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
-    # Last `seq` handed to a transaction debiting this wallet.
-    next_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     # Last `seq` settled (completed or failed): settlement only ever takes settled_seq + 1 next.
     settled_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     address: Mapped[str | None] = mapped_column(Text, nullable=True)
     network: Mapped[str] = mapped_column(Text, nullable=False, server_default="solana")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
-    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
@@ -109,6 +120,17 @@ class Wallet(Base):
     # (and disarms) when an armed wallet drops below it — exactly one alert per crossing.
     low_balance_armed: Mapped[bool] = mapped_column(
         Boolean, nullable=False, server_default=text("false")
+    )
+    # Sum of this wallet's PENDING and HELD debits; available = balance - reserved (see `ledger
+    # check`). Read-only here: written as the two running totals.
+    reserved: Mapped[Decimal] = column_property(
+        select(WalletCounters.reserved_total)
+        .where(WalletCounters.wallet_id == id)
+        .scalar_subquery()
+        - released_total
+    )
+    last_used: Mapped[datetime | None] = column_property(
+        select(WalletCounters.last_used).where(WalletCounters.wallet_id == id).scalar_subquery()
     )
 
 

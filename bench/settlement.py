@@ -112,10 +112,11 @@ def prepare(wiring: Wiring, users: int, count: int) -> None:
         session.execute(
             text(
                 """
-                UPDATE wallets w SET next_seq = w.next_seq + v.n, reserved = w.reserved + v.n
+                UPDATE wallet_counters c
+                   SET next_seq = c.next_seq + v.n, reserved_total = c.reserved_total + v.n
                   FROM (SELECT debit_wallet_id AS id, COUNT(*) AS n FROM transactions
                          WHERE status = 'pending' GROUP BY debit_wallet_id) v
-                 WHERE w.id = v.id
+                 WHERE c.wallet_id = v.id
                 """
             )
         )

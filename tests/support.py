@@ -102,8 +102,8 @@ def record_unchecked(
     with wiring.db.transaction() as session:
         last = session.scalar(
             text(
-                "UPDATE wallets SET next_seq = next_seq + :n, reserved = reserved + :total"
-                " WHERE id = :id RETURNING next_seq"
+                "UPDATE wallet_counters SET next_seq = next_seq + :n,"
+                " reserved_total = reserved_total + :total WHERE wallet_id = :id RETURNING next_seq"
             ),
             {"n": len(amounts), "total": sum(amounts), "id": debit},
         )

@@ -38,6 +38,14 @@ class WalletState:
     is_active: bool
     user_id: uuid.UUID | None = None
     held: Decimal = Decimal(0)  # the part of `reserved` that HELD debits keep
+    # Running total of reservations released (spent or given back): what settlement writes,
+    # so it never touches the submit side's counters (see migration 0007).
+    released: Decimal = Decimal(0)
+
+    def release(self, amount: Decimal) -> None:
+        """A reservation ends: its debit settled, failed or was rejected."""
+        self.reserved -= amount
+        self.released += amount
 
     @property
     def may_go_negative(self) -> bool:
@@ -186,7 +194,7 @@ def _settle_one(
         if result.notify_outcomes:
             _notify(result, tx, Status.HELD, debit, credit, hold.value)
         return
-    debit.reserved -= tx.amount
+    debit.release(tx.amount)
     reason = failure_reason(debit, credit, tx.amount)
     if reason is not None:
         result.outcomes.append(Outcome(tx.id, Status.FAILED, reason))
@@ -233,7 +241,7 @@ def reject_held(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchRe
     """An admin rejects a HELD transaction: FAILED `rejected`, its reservation freed."""
     debit, credit = wallets[tx.debit_wallet_id], wallets[tx.credit_wallet_id]
     debit.held -= tx.amount
-    debit.reserved -= tx.amount
+    debit.release(tx.amount)
     result = BatchResult(touched={debit.id})
     result.outcomes.append(Outcome(tx.id, Status.FAILED, FailureReason.REJECTED))
     _notify(result, tx, Status.FAILED, debit, credit, FailureReason.REJECTED.value)

@@ -43,10 +43,10 @@ _INSERT_POSTINGS = text(
 _UPDATE_WALLETS = text(
     """
     UPDATE wallets AS w
-       SET balance = v.balance, reserved = v.reserved, settled_seq = v.settled_seq,
+       SET balance = v.balance, released_total = v.released, settled_seq = v.settled_seq,
            held = v.held
       FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-           AS v(id uuid, balance numeric, reserved numeric, settled_seq bigint, held numeric)
+           AS v(id uuid, balance numeric, released numeric, settled_seq bigint, held numeric)
      WHERE w.id = v.id
     """
 )
@@ -150,7 +150,7 @@ def write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: Batch
                     {
                         "id": w.id,
                         "balance": w.balance,
-                        "reserved": w.reserved,
+                        "released": w.released,
                         "settled_seq": w.settled_seq,
                         "held": w.held,
                     }

@@ -30,9 +30,9 @@ from app.bootstrap import Wiring
 from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
-from app.models import Transaction, Wallet
+from app.models import Transaction, Wallet, WalletCounters
 from app.services import audit, chain_accounts, notifications
-from app.services.submission import Line, advance_staged, record, shard_of
+from app.services.submission import Line, Submission, advance_staged, record, shard_of
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
 
@@ -60,25 +60,18 @@ def create(
     mint = str(chain_accounts.mint(config))
     reference = str(Keypair().pubkey())
     expires_at = datetime.now(UTC) + timedelta(minutes=config.deposit_ttl_minutes)
-    with wiring.db.transaction() as session:
-        [tx_id] = record(
-            session,
-            kind=Kind.DEPOSIT,
-            debit_wallet_id=system.wallet_id("chain"),
-            lines=[
-                Line(
-                    caller.wallet_id,
-                    amount,
-                    None,
-                    {},
-                    stage=AWAITING,
-                    reference=reference,
-                    expires_at=expires_at,
-                )
-            ],
-            initiator_id=caller.user_id,
-            shards=config.settlement_shards,
-        )
+    submission = Submission(
+        Kind.DEPOSIT,
+        [
+            Line(
+                caller.wallet_id, amount, stage=AWAITING, reference=reference, expires_at=expires_at
+            )
+        ],
+        caller.user_id,
+        debit_wallet_id=system.wallet_id("chain"),
+    )
+    with wiring.db.statement() as conn:
+        [tx_id] = record(conn, submission, config.settlement_shards).transaction_ids
     return DepositRequest(
         tx_id,
         amount,
@@ -164,9 +157,9 @@ def _credit(
             )
             if credited:  # an overpayment is credited whole: keep the reservation exact
                 session.execute(
-                    update(Wallet)
-                    .where(Wallet.id == chain_wallet)
-                    .values(reserved=Wallet.reserved + (paid - requested))
+                    update(WalletCounters)
+                    .where(WalletCounters.wallet_id == chain_wallet)
+                    .values(reserved_total=WalletCounters.reserved_total + (paid - requested))
                 )
                 audit.record(
                     session,
@@ -200,20 +193,22 @@ def _credit_late(
             return "noop"  # already credited
         [late_id] = record(
             session,
-            kind=Kind.DEPOSIT,
-            debit_wallet_id=chain_wallet,
-            lines=[
-                Line(
-                    credit_wallet,
-                    paid,
-                    "late payment of an expired deposit",
-                    {"late_payment_of": str(expired_id)},
-                )
-            ],
-            initiator_id=None,
-            shards=shards,
-            parent_id=expired_id,
-        )
+            Submission(
+                Kind.DEPOSIT,
+                [
+                    Line(
+                        credit_wallet,
+                        paid,
+                        "late payment of an expired deposit",
+                        {"late_payment_of": str(expired_id)},
+                    )
+                ],
+                None,
+                debit_wallet_id=chain_wallet,
+                parent_id=expired_id,
+            ),
+            shards,
+        ).transaction_ids
         session.execute(
             update(Transaction).where(Transaction.id == late_id).values(tx_hash=signature)
         )
@@ -237,7 +232,7 @@ def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Dec
         session.execute(
             update(Wallet)
             .where(Wallet.id == system.wallet_id("chain"))
-            .values(reserved=Wallet.reserved - amount)
+            .values(released_total=Wallet.released_total + amount)
         )
         told = notifications.write_outcome(
             wiring,

@@ -193,6 +193,7 @@ def _lock_wallets(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, Wal
             Wallet.is_active,
             Wallet.user_id,
             Wallet.held,
+            Wallet.released_total,
         )
         .where(Wallet.id.in_(ids))
         .order_by(Wallet.id)
@@ -233,6 +234,6 @@ def _write(session: Session, wallets: dict[uuid.UUID, WalletState], result: Batc
         session.execute(
             update(Wallet)
             .where(Wallet.id == w.id)
-            .values(balance=w.balance, reserved=w.reserved, held=w.held)
+            .values(balance=w.balance, released_total=w.released, held=w.held)
             .execution_options(synchronize_session=False)
         )

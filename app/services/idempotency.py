@@ -11,11 +11,10 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from app.domain.errors import (
@@ -52,53 +51,18 @@ def fingerprint(method: str, path: str, payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def claim(
-    session: Session,
-    owner_id: uuid.UUID,
-    key: str,
-    digest: str,
-    ttl: timedelta,
-    hold: timedelta | None = None,
-) -> int | Reply:
-    """Claim `key` for this request: its row id if new, or the stored Reply to replay.
-
-    A concurrent first request holds the unique index entry until it commits; the INSERT waits for
-    it and then sees its row, so 40 simultaneous duplicates produce one transaction.
-    """
-    now = datetime.now(UTC)
-    values = dict(
-        owner_id=owner_id,
-        key=key,
-        fingerprint=digest,
-        state="in_flight",
-        response_status=0,
-        response_body={},
-        locked_until=now + hold if hold else None,
-        expires_at=now + ttl,
-    )
-    for _ in range(2):
-        claimed = session.scalar(
-            insert(IdempotencyKey)
-            .values(**values)
-            .on_conflict_do_nothing()
-            .returning(IdempotencyKey.id)
-        )
-        if claimed is not None:
-            return claimed
-        existing = session.scalars(
-            select(IdempotencyKey).where(
-                IdempotencyKey.owner_id == owner_id, IdempotencyKey.key == key
-            )
-        ).one()
-        if existing.expires_at <= now:
-            session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == existing.id))
-            continue
-        if existing.fingerprint != digest:
-            raise IdempotencyKeyReusedError()
-        if existing.state == "in_flight" and existing.locked_until and existing.locked_until > now:
-            raise IdempotencyKeyInFlightError()
-        return Reply(existing.response_status, existing.response_body, replayed=True)
-    raise IdempotencyKeyInFlightError()  # pragma: no cover - expired and re-created concurrently
+def replay(
+    digest: str, fingerprint: str, state: str, locked_until: datetime | None, stored: Reply
+) -> Reply:
+    """The answer to a request whose key is already taken (the claim itself happens in the
+    database, with the request's own writes: `accept_transactions`). A concurrent first request
+    holds the unique index entry until it commits; the claim waits for it and then sees its row,
+    so 40 simultaneous duplicates produce one transaction."""
+    if fingerprint != digest:
+        raise IdempotencyKeyReusedError()
+    if state == "in_flight" and locked_until and locked_until > datetime.now(UTC):
+        raise IdempotencyKeyInFlightError()
+    return stored
 
 
 def store(session: Session, key_id: int, reply: Reply, *, in_flight: bool = False) -> None:

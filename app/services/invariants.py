@@ -55,13 +55,22 @@ _CHECKS: dict[str, str] = {
     """,
     "reserved_equals_pending_debits": """
         SELECT w.id::text,
-               'reserved ' || w.reserved || ' but pending and held debits ' || COALESCE(p.total, 0)
+               'reserved ' || (c.reserved_total - w.released_total)
+               || ' but pending and held debits ' || COALESCE(p.total, 0)
           FROM wallets w
+          JOIN wallet_counters c ON c.wallet_id = w.id
           LEFT JOIN (SELECT debit_wallet_id, SUM(amount) AS total FROM transactions
                       WHERE status IN ('pending', 'held') AND stage IS DISTINCT FROM 'on_chain'
                       GROUP BY debit_wallet_id) p
             ON p.debit_wallet_id = w.id
-         WHERE w.reserved <> COALESCE(p.total, 0)
+         WHERE c.reserved_total - w.released_total <> COALESCE(p.total, 0)
+    """,
+    "reserved_within_balance": """
+        SELECT w.id::text,
+               'balance ' || w.balance || ' but reserved ' || (c.reserved_total - w.released_total)
+          FROM wallets w
+          JOIN wallet_counters c ON c.wallet_id = w.id
+         WHERE w.kind <> 'external' AND w.balance < c.reserved_total - w.released_total
     """,
     "held_equals_held_debits": """
         SELECT w.id::text, 'held ' || w.held || ' but held debits ' || COALESCE(h.total, 0)

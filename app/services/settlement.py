@@ -74,13 +74,17 @@ _WALLET_CANDIDATES = text(
      LIMIT :limit
     """
 )
+# The submit side's `reserved_total` is read, never locked: settlement only needs the
+# reservations to release, and a submission committing meanwhile does not change them.
 _LOCK_WALLETS = text(
     """
-    SELECT id, kind, balance, reserved, settled_seq, is_active, user_id, held
-      FROM wallets
-     WHERE id = ANY(CAST(:ids AS uuid[]))
-     ORDER BY id
-       FOR NO KEY UPDATE
+    SELECT w.id, w.kind, w.balance, c.reserved_total - w.released_total AS reserved,
+           w.settled_seq, w.is_active, w.user_id, w.held, w.released_total
+      FROM wallets w
+      JOIN wallet_counters c ON c.wallet_id = w.id
+     WHERE w.id = ANY(CAST(:ids AS uuid[]))
+     ORDER BY w.id
+       FOR NO KEY UPDATE OF w
     """
 )
 _ADMINS = text("SELECT id FROM users WHERE role = :role ORDER BY id")
@@ -234,12 +238,7 @@ def _settle_rows(
     if not candidates:
         return BatchResult(), [], candidates
     ids = sorted({t.debit_wallet_id for t in candidates} | {t.credit_wallet_id for t in candidates})
-    wallets = {
-        w.id: WalletState(
-            w.id, w.kind, w.balance, w.reserved, w.settled_seq, w.is_active, w.user_id, w.held
-        )
-        for w in conn.execute(_LOCK_WALLETS, {"ids": ids})
-    }
+    wallets = {w.id: WalletState(*w) for w in conn.execute(_LOCK_WALLETS, {"ids": ids})}
     result = settle_batch(
         wallets,
         candidates,
@@ -318,7 +317,7 @@ def _fail_poison(
         return None
     debit = conn.execute(
         text(
-            "UPDATE wallets SET reserved = reserved - :amount,"
+            "UPDATE wallets SET released_total = released_total + :amount,"
             " settled_seq = GREATEST(settled_seq, :seq) WHERE id = :id"
             " RETURNING CASE WHEN kind = 'user' THEN user_id END AS user_id, balance"
         ),

@@ -1,49 +1,68 @@
-"""Recording money movements as PENDING transactions (the API side of the pipeline).
+"""Accepting money movements as PENDING transactions (the API side of the pipeline).
 
-Every kind goes through `record`: it reserves the amount on the debit wallet (available =
-balance − reserved must cover it), hands out the wallet's next `seq`, and inserts the rows. The
-caller's unit of work commits; settlement is kicked only after that commit.
+Every kind goes through the database function `accept_transactions` (migration 0007), in one
+round trip: it claims the Idempotency-Key, resolves the counterparties, reserves the amount on the
+debit wallet's submit-side counters (available = balance − reserved must cover it), hands out the
+wallet's next `seq`, and inserts the transactions and their audit entries. It never touches the
+wallet row settlement locks, so accepting a request never waits for a settlement batch.
+Settlement is kicked only after the call has committed.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app import logs
 from app.bootstrap import Wiring
+from app.db import json_rows
 from app.domain.errors import (
     InsufficientBalanceError,
+    NotRefundableError,
+    RecipientNotFoundError,
+    RefundLimitExceededError,
+    TransactionNotFoundError,
+    WalletError,
     WalletInactiveError,
+    WalletNotConnectedError,
     WalletNotFoundError,
 )
 from app.domain.money import to_wire
 from app.domain.transactions import Kind, Status
-from app.models import LedgerEntry, Transaction, Wallet
+from app.models import LedgerEntry, Transaction
 from app.services import audit, idempotency
 from app.services.idempotency import Reply
 
-_RESERVE = text(
+_ACCEPT = text(
     """
-    UPDATE wallets
-       SET next_seq = next_seq + :n, reserved = reserved + :total, last_used = now()
-     WHERE id = :wallet_id AND is_active
-       AND (kind = 'external' OR balance - reserved >= :total)
-    RETURNING next_seq
+    SELECT * FROM accept_transactions(
+        CAST(:kind AS text), CAST(:debit_wallet AS uuid), CAST(:debit_user AS uuid),
+        CAST(:lines AS jsonb), CAST(:initiator AS uuid), CAST(:shards AS int),
+        CAST(:parent AS uuid), CAST(:refund_of AS uuid), CAST(:refund_amount AS numeric),
+        CAST(:owner AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
+        CAST(:expires_at AS timestamptz), CAST(:locked_until AS timestamptz),
+        CAST(:response_status AS int), CAST(:response AS jsonb),
+        CAST(:request_id AS text), CAST(:ip AS text))
     """
 )
 
 
 @dataclass(frozen=True)
 class Line:
-    credit_wallet_id: uuid.UUID
+    """One transaction to record: to a wallet, or to a user's wallet (`credit_user_id`, resolved
+    by the database — an unknown user is `recipient_not_found`)."""
+
+    credit_wallet_id: uuid.UUID | None
     amount: Decimal
     note: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
@@ -51,130 +70,181 @@ class Line:
     stage: str | None = None
     reference: str | None = None
     expires_at: datetime | None = None
+    credit_user_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
-class Accepted:
-    """What an action recorded: the reply to give and the shards to kick after commit."""
+class Submission:
+    """What to record: transactions of one kind debiting one wallet (given, or the wallet of
+    `debit_user_id`). A refund names the original instead of lines: the database derives the
+    counterparties and checks the amount still refundable (`refund_amount` None = all of it)."""
 
-    reply: Reply
+    kind: Kind
+    lines: list[Line]
+    initiator_id: uuid.UUID | None
+    debit_wallet_id: uuid.UUID | None = None
+    debit_user_id: uuid.UUID | None = None
+    parent_id: uuid.UUID | None = None
+    refund_of: uuid.UUID | None = None
+    refund_amount: Decimal | None = None
+
+    def new_ids(self) -> list[uuid.UUID]:
+        return [uuid.uuid4() for _ in range(max(len(self.lines), 1))]  # a refund has one
+
+
+@dataclass(frozen=True)
+class Recorded:
     transaction_ids: list[uuid.UUID]
-    shards: set[int]
+    debit_wallet_id: uuid.UUID
+    shard: int
 
 
 def shard_of(wallet_id: uuid.UUID, shards: int) -> int:
-    return wallet_id.int % shards
+    """The settlement shard of a debit wallet: its id's low 32 bits modulo the shard count (the
+    database's `shard_of()` computes the same, migration 0007)."""
+    return int.from_bytes(wallet_id.bytes[12:], "big") % shards
 
 
-def record(
-    session: Session,
-    *,
-    kind: Kind,
-    debit_wallet_id: uuid.UUID,
-    lines: list[Line],
-    initiator_id: uuid.UUID | None,
-    shards: int,
-    parent_id: uuid.UUID | None = None,
-) -> list[uuid.UUID]:
-    """Reserve and record one PENDING transaction per line, all debiting one wallet, atomically."""
-    total = sum((line.amount for line in lines), Decimal(0))
-    last_seq = session.scalar(
-        _RESERVE, {"n": len(lines), "total": total, "wallet_id": debit_wallet_id}
+def _params(submission: Submission, ids: list[uuid.UUID], shards: int) -> dict[str, Any]:
+    lines: list[dict[str, Any]] = (
+        [{"id": ids[0]}]
+        if submission.refund_of
+        else [
+            {
+                "id": tx_id,
+                "credit_wallet": line.credit_wallet_id,
+                "credit_user": line.credit_user_id,
+                "amount": line.amount,
+                "note": line.note,
+                "details": line.details,
+                "stage": line.stage,
+                "reference": line.reference,
+                "expires_at": line.expires_at.isoformat() if line.expires_at else None,
+            }
+            for tx_id, line in zip(ids, submission.lines, strict=True)
+        ]
     )
-    if last_seq is None:
-        _explain_refusal(session, debit_wallet_id, total)
-    first_seq = int(last_seq) - len(lines) + 1
-    shard = shard_of(debit_wallet_id, shards)
-    ids = [uuid.uuid4() for _ in lines]
-    audit.record_many(
-        session,
-        [
-            audit.entry(
-                f"{kind.value}.submitted",
-                actor_id=initiator_id,
-                target=tx_id,
-                amount=to_wire(line.amount),
-                debit_wallet=debit_wallet_id,
-                credit_wallet=line.credit_wallet_id,
-            )
-            for tx_id, line in zip(ids, lines, strict=True)
-        ],
+    return {
+        "kind": submission.kind.value,
+        "debit_wallet": submission.debit_wallet_id,
+        "debit_user": submission.debit_user_id,
+        "lines": json_rows([{k: v for k, v in line.items() if v is not None} for line in lines]),
+        "initiator": submission.initiator_id,
+        "shards": shards,
+        "parent": submission.parent_id,
+        "refund_of": submission.refund_of,
+        "refund_amount": submission.refund_amount,
+        "owner": None,
+        "key": None,
+        "fingerprint": None,
+        "expires_at": None,
+        "locked_until": None,
+        "response_status": None,
+        "response": None,
+        "request_id": logs.request_id.get(),
+        "ip": audit.client_ip.get(),
+    }
+
+
+_REFUSALS: dict[str, type[WalletError]] = {
+    error.code: error
+    for error in (
+        RecipientNotFoundError,
+        WalletNotFoundError,
+        WalletInactiveError,
+        WalletNotConnectedError,
+        TransactionNotFoundError,
+        NotRefundableError,
     )
-    # clock_timestamp(), taken after the wallet lock: a wallet's created_at order matches its seq.
-    session.execute(
-        insert(Transaction).values(created_at=func.clock_timestamp()),
-        [
-            dict(
-                id=tx_id,
-                kind=kind.value,
-                debit_wallet_id=debit_wallet_id,
-                credit_wallet_id=line.credit_wallet_id,
-                amount=line.amount,
-                seq=first_seq + i,
-                shard=shard,
-                initiator_id=initiator_id,
-                note=line.note,
-                parent_id=parent_id,
-                details=line.details,
-                stage=line.stage,
-                reference=line.reference,
-                expires_at=line.expires_at,
-            )
-            for i, (tx_id, line) in enumerate(zip(ids, lines, strict=True))
-        ],
-    )
-    return ids
+}
 
 
-def _explain_refusal(session: Session, wallet_id: uuid.UUID, amount: Decimal) -> None:
-    wallet = session.get(Wallet, wallet_id)
-    if wallet is None:
-        raise WalletNotFoundError()
-    if not wallet.is_active:
-        raise WalletInactiveError()
-    raise InsufficientBalanceError(
-        f"available balance {to_wire(wallet.balance - wallet.reserved)} is below {to_wire(amount)}",
-        available_balance=to_wire(wallet.balance - wallet.reserved),
-    )
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """`accept_transactions` refuses with SQLSTATE WL001 and the problem code as its message."""
+    try:
+        yield
+    except DBAPIError as exc:
+        diag = getattr(exc.orig, "diag", None)
+        if getattr(exc.orig, "sqlstate", None) != REFUSED or diag is None:
+            raise
+        raise _refusal(diag.message_primary, diag.message_detail, diag.message_hint) from None
 
 
-def wallet_of_user(session: Session, user_id: uuid.UUID) -> uuid.UUID | None:
-    return session.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
+REFUSED = "WL001"
+
+
+def _refusal(code: str, detail: str | None, hint: str | None) -> WalletError:
+    if code == InsufficientBalanceError.code:
+        available = to_wire(Decimal(detail or 0))
+        return InsufficientBalanceError(
+            f"available balance {available} is below {to_wire(Decimal(hint or 0))}",
+            available_balance=available,
+        )
+    if code == RefundLimitExceededError.code:
+        remaining = to_wire(Decimal(detail or 0))
+        return RefundLimitExceededError(
+            f"at most {remaining} can still be refunded", refundable=remaining
+        )
+    return _REFUSALS[code](detail)
+
+
+def record(db: Session | Connection, submission: Submission, shards: int) -> Recorded:
+    """Reserve and record one PENDING transaction per line, all debiting one wallet, atomically,
+    inside the caller's unit of work (no Idempotency-Key)."""
+    ids = submission.new_ids()
+    with _refusals():
+        row = db.execute(_ACCEPT, _params(submission, ids, shards)).one()
+    return Recorded(ids, row.debit_wallet, row.shard)
 
 
 def submit(
     wiring: Wiring,
+    submission: Submission,
     *,
     owner_id: uuid.UUID,
     key: str,
     digest: str,
-    action: Callable[[Session], Accepted],
+    reply: Callable[[list[uuid.UUID]], Reply],
     wait_seconds: float = 0,
     view_wallet_id: uuid.UUID | None = None,
 ) -> Reply:
-    """Run `action` once per idempotency key: commit, then kick settlement; optionally wait for
-    the (single) transaction to settle and answer its final state."""
+    """Accept `submission` once per idempotency key in one database round trip, then kick
+    settlement; a repeated key answers what the first request answered. Optionally wait for the
+    (single) transaction to settle and answer its final state."""
     config = wiring.config
-    ttl = timedelta(hours=config.idempotency_ttl_hours)
-    hold = timedelta(seconds=wait_seconds + 5) if wait_seconds else None
-    with wiring.db.transaction() as session:
-        claimed = idempotency.claim(session, owner_id, key, digest, ttl, hold)
-        if isinstance(claimed, Reply):
-            return claimed
-        accepted = action(session)
-        idempotency.store(session, claimed, accepted.reply, in_flight=bool(wait_seconds))
-    for shard in accepted.shards:
-        wiring.queue.kick_settlement(shard)
-    if not wait_seconds:
-        return accepted.reply
-    reply = accepted.reply
-    if len(accepted.transaction_ids) == 1 and view_wallet_id is not None:
-        reply = wait_for_settlement(
-            wiring, accepted.transaction_ids[0], view_wallet_id, wait_seconds, reply
+    ids = submission.new_ids()
+    accepted = reply(ids)
+    now = datetime.now(UTC)
+    params = _params(submission, ids, config.settlement_shards)
+    params.update(
+        owner=owner_id,
+        key=key,
+        fingerprint=digest,
+        expires_at=now + timedelta(hours=config.idempotency_ttl_hours),
+        locked_until=now + timedelta(seconds=wait_seconds + 5) if wait_seconds else None,
+        response_status=accepted.status,
+        response=json_rows(accepted.body),
+    )
+    with wiring.db.statement() as conn, _refusals():
+        row = conn.execute(_ACCEPT, params).one()
+    if row.key_id is None:
+        return idempotency.replay(
+            digest,
+            row.replay_fingerprint,
+            row.replay_state,
+            row.replay_locked_until,
+            Reply(row.replay_status, row.replay_body, replayed=True),
         )
+    wiring.queue.kick_settlement(row.shard)
+    if not wait_seconds:
+        return accepted
+    final = accepted
+    if len(ids) == 1 and view_wallet_id is not None:
+        final = wait_for_settlement(wiring, ids[0], view_wallet_id, wait_seconds, accepted)
     with wiring.db.transaction() as session:
-        idempotency.store(session, claimed, reply)
-    return reply
+        idempotency.store(session, row.key_id, final)
+    return final
 
 
 def wait_for_settlement(
@@ -218,18 +288,6 @@ def pending_reply(tx_id: uuid.UUID, status: int = 202) -> Reply:
             "balance_after": None,
         },
     )
-
-
-def refunded_so_far(session: Session, parent_id: uuid.UUID) -> Decimal:
-    """Total of refunds of `parent_id` that have not failed (pending ones count)."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Transaction.amount), 0)).where(
-            Transaction.parent_id == parent_id,
-            Transaction.kind == Kind.REFUND.value,
-            Transaction.status != Status.FAILED.value,
-        )
-    )
-    return Decimal(total or 0)
 
 
 def advance_staged(session: Session, tx_id: uuid.UUID, stage: str, /, **values: Any) -> Any:

@@ -21,13 +21,12 @@ from sqlalchemy import func, select, update
 from app.bootstrap import Wiring
 from app.chain.rpc import ChainRejectedError
 from app.chain.solana import build_token_transfer
-from app.domain.errors import WalletNotConnectedError
 from app.domain.transactions import FailureReason, Kind, Status
-from app.models import Transaction, Wallet
+from app.models import Transaction
 from app.services import audit, chain_accounts, notifications
 from app.services.idempotency import Reply
-from app.services.submission import Line, advance_staged, record, shard_of, submit
-from app.services.transfers import Caller, Idempotency, check_limit, record_single
+from app.services.submission import Line, Submission, advance_staged, pending_reply, record, submit
+from app.services.transfers import Caller, Idempotency, check_limit
 from app.services.wallets import SystemWallets
 
 log = logging.getLogger(__name__)
@@ -37,19 +36,23 @@ ON_CHAIN = "on_chain"
 def request(
     wiring: Wiring, system: SystemWallets, caller: Caller, idem: Idempotency, amount: Decimal
 ) -> Reply:
+    """Record a withdrawal to the caller's connected address (the database refuses it with
+    `wallet_not_connected` when there is none, and stores the address with the transaction)."""
     check_limit(wiring, amount)
-    chain_wallet = system.wallet_id("chain")
-
-    def action(session):  # type: ignore[no-untyped-def]
-        address = session.scalar(select(Wallet.address).where(Wallet.id == caller.wallet_id))
-        if not address:
-            raise WalletNotConnectedError()
-        line = Line(chain_wallet, amount, None, {"address": address})
-        return record_single(
-            wiring, Kind.WITHDRAWAL, caller.wallet_id, line, caller.user_id, session
-        )
-
-    return submit(wiring, owner_id=caller.user_id, key=idem.key, digest=idem.digest, action=action)
+    submission = Submission(
+        Kind.WITHDRAWAL,
+        [Line(system.wallet_id("chain"), amount)],
+        caller.user_id,
+        debit_wallet_id=caller.wallet_id,
+    )
+    return submit(
+        wiring,
+        submission,
+        owner_id=caller.user_id,
+        key=idem.key,
+        digest=idem.digest,
+        reply=lambda ids: pending_reply(ids[0]),
+    )
 
 
 def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
@@ -183,24 +186,26 @@ def fail(
             credit_wallet=None,
             reason=reason.value,
         )
-        record(
+        refund = record(
             session,
-            kind=Kind.REFUND,
-            debit_wallet_id=chain_wallet,
-            lines=[
-                Line(
-                    failed.debit_wallet_id,
-                    failed.amount,
-                    f"refund of withdrawal {tx_id}",
-                    {"refund_of": str(tx_id)},
-                )
-            ],
-            initiator_id=None,
-            shards=shards,
-            parent_id=tx_id,
+            Submission(
+                Kind.REFUND,
+                [
+                    Line(
+                        failed.debit_wallet_id,
+                        failed.amount,
+                        f"refund of withdrawal {tx_id}",
+                        {"refund_of": str(tx_id)},
+                    )
+                ],
+                None,
+                debit_wallet_id=chain_wallet,
+                parent_id=tx_id,
+            ),
+            shards,
         )
     notifications.dispatch(wiring, told)
-    wiring.queue.kick_settlement(shard_of(chain_wallet, shards))
+    wiring.queue.kick_settlement(refund.shard)
     return "failed"
 
 
