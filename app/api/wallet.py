@@ -43,9 +43,8 @@ class WalletResource(MethodView):
     def get(self) -> dict[str, Any]:
         """The wallet and its latest 20 transactions (amounts signed from this wallet's side)."""
         principal = current_principal()
-        with db().transaction() as session:
-            wallet = wallets.load_wallet(session, principal.wallet_id)
-            items, _ = history.list_transactions(session, principal.wallet_id, limit=20)
+        with db().statement() as conn:
+            wallet, items = wallets.overview(conn, principal.wallet_id)
         external, available = (
             external_balance.lookup(wiring(), wallet.address) if wallet.address else (None, False)
         )
@@ -96,9 +95,9 @@ def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
     filters = history.Filters(
         args.get("type"), args.get("status"), args.get("since"), args.get("until")
     )
-    with db().transaction() as session:
+    with db().statement() as conn:
         items, next_cursor = history.list_transactions(
-            session, current_principal().wallet_id, filters, args["limit"], args.get("cursor")
+            conn, current_principal().wallet_id, filters, args["limit"], args.get("cursor")
         )
     return {"items": items, "next_cursor": next_cursor}
 
@@ -110,11 +109,14 @@ def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
 def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
     """One of this wallet's transactions; anyone else's is 404. A deposit still awaiting payment
     is checked against the chain on the spot."""
-    principal = current_principal()
-    if deposits.is_awaiting_own_deposit(wiring(), principal.wallet_id, transaction_id):
-        try:
-            deposits.check(wiring(), current_app.extensions["system_wallets"], transaction_id)
-        except ChainError:
-            pass  # the beat watcher will try again; show what we know
-    with db().transaction() as session:
-        return history.get_transaction(session, current_principal().wallet_id, transaction_id)
+    wallet_id = current_principal().wallet_id
+    with db().statement() as conn:
+        found = history.get_transaction(conn, wallet_id, transaction_id)
+    if found.stage != deposits.AWAITING or found.direction != "credit":
+        return found
+    try:
+        deposits.check(wiring(), current_app.extensions["system_wallets"], transaction_id)
+    except ChainError:
+        return found  # the beat watcher will try again; show what we know
+    with db().statement() as conn:
+        return history.get_transaction(conn, wallet_id, transaction_id)

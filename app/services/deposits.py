@@ -274,10 +274,3 @@ def open_deposits(wiring: Wiring, *, late: bool = False) -> list[uuid.UUID]:
         else:
             query = query.where(Transaction.stage == AWAITING)
         return list(session.scalars(query.order_by(Transaction.created_at).limit(1000)))
-
-
-def is_awaiting_own_deposit(wiring: Wiring, wallet_id: uuid.UUID, tx_id: uuid.UUID) -> bool:
-    """Whether `tx_id` is one of this wallet's deposits still awaiting payment."""
-    with wiring.db.transaction() as session:
-        tx = session.get(Transaction, tx_id)
-    return tx is not None and tx.credit_wallet_id == wallet_id and tx.stage == AWAITING

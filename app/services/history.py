@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Select, and_, or_, select, tuple_
+from sqlalchemy import Connection, Select, and_, select, text, tuple_, union_all
 from sqlalchemy.orm import Session
 
 from app.domain.errors import TransactionNotFoundError, WalletError
@@ -34,6 +35,7 @@ class TransactionView:
     created_at: datetime
     completed_at: datetime | None
     direction: str  # "debit" | "credit"
+    stage: str | None = None  # chain-bound work: "awaiting_payment" (a deposit), "on_chain"
 
     @property
     def timestamp(self) -> datetime:
@@ -62,70 +64,112 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidCursorError() from None
 
 
-def _query(wallet_id: uuid.UUID) -> Select[Transaction, Decimal]:
+_T = Transaction.__table__.c
+_E = LedgerEntry.__table__.c
+_COLUMNS = (
+    _T.id,
+    _T.kind,
+    _T.status,
+    _T.stage,
+    _T.note,
+    _T.failure_reason,
+    _T.tx_hash,
+    _T.amount,
+    _T.debit_wallet_id,
+    _T.created_at,
+    _T.completed_at,
+)
+
+
+def _newest(wallet_id: uuid.UUID, filters: Filters, cursor: str | None, limit: int) -> Select[Any]:
+    """Newest first, as one index range scan per side: a wallet's debits and its credits each
+    walk their own (wallet, created_at, id) index, LIMIT rows at most, and the two are merged —
+    the cost does not grow with the length of the history (an OR of the two sides would read the
+    whole history to sort it)."""
+    conditions = []
+    if filters.type:
+        conditions.append(_T.kind == filters.type)
+    if filters.status:
+        conditions.append(_T.status == filters.status)
+    if filters.since:
+        conditions.append(_T.created_at >= filters.since)
+    if filters.until:
+        conditions.append(_T.created_at < filters.until)
+    if cursor:
+        created_at, tx_id = decode_cursor(cursor)
+        conditions.append(tuple_(_T.created_at, _T.id) < (created_at, tx_id))
+    sides = [
+        select(*_COLUMNS)
+        .where(side == wallet_id, *conditions)
+        .order_by(_T.created_at.desc(), _T.id.desc())
+        .limit(limit)
+        for side in (_T.debit_wallet_id, _T.credit_wallet_id)
+    ]
+    merged = union_all(*sides).subquery("merged")
     return (
-        select(Transaction, LedgerEntry.balance_after)
+        select(merged, _E.balance_after)
         .outerjoin(
-            LedgerEntry,
-            and_(LedgerEntry.transaction_id == Transaction.id, LedgerEntry.wallet_id == wallet_id),
+            LedgerEntry.__table__,
+            and_(_E.transaction_id == merged.c.id, _E.wallet_id == wallet_id),
         )
-        .where(
-            or_(Transaction.debit_wallet_id == wallet_id, Transaction.credit_wallet_id == wallet_id)
-        )
+        .order_by(merged.c.created_at.desc(), merged.c.id.desc())
+        .limit(limit)
     )
 
 
-def _view(wallet_id: uuid.UUID, tx: Transaction, balance_after: Decimal | None) -> TransactionView:
-    debit = tx.debit_wallet_id == wallet_id
+def view(wallet_id: uuid.UUID, row: Any) -> TransactionView:
+    """A transaction as this wallet sees it (`row` carries the columns of `_COLUMNS` and the
+    wallet's `balance_after`)."""
+    debit = row.debit_wallet_id == wallet_id
     return TransactionView(
-        id=tx.id,
-        type=tx.kind,
-        amount=-tx.amount if debit else tx.amount,
-        status=tx.status,
-        note=tx.note,
-        failure_reason=tx.failure_reason,
-        balance_after=balance_after,
-        tx_hash=tx.tx_hash,
-        created_at=tx.created_at,
-        completed_at=tx.completed_at,
+        id=row.id,
+        type=row.kind,
+        amount=-row.amount if debit else row.amount,
+        status=row.status,
+        note=row.note,
+        failure_reason=row.failure_reason,
+        balance_after=row.balance_after,
+        tx_hash=row.tx_hash,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
         direction="debit" if debit else "credit",
+        stage=row.stage,
     )
 
 
 def list_transactions(
-    session: Session,
+    db: Session | Connection,
     wallet_id: uuid.UUID,
     filters: Filters = Filters(),
     limit: int = 20,
     cursor: str | None = None,
 ) -> tuple[list[TransactionView], str | None]:
-    """Newest first. The cursor is the (created_at, id) of the last item seen, so new arrivals
-    never shift the pages that follow."""
-    query = _query(wallet_id)
-    if filters.type:
-        query = query.where(Transaction.kind == filters.type)
-    if filters.status:
-        query = query.where(Transaction.status == filters.status)
-    if filters.since:
-        query = query.where(Transaction.created_at >= filters.since)
-    if filters.until:
-        query = query.where(Transaction.created_at < filters.until)
-    if cursor:
-        created_at, tx_id = decode_cursor(cursor)
-        query = query.where(tuple_(Transaction.created_at, Transaction.id) < (created_at, tx_id))
-    rows = session.execute(
-        query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
-    ).all()
-    items = [_view(wallet_id, tx, balance_after) for tx, balance_after in rows[:limit]]
+    """Newest first, in one query. The cursor is the (created_at, id) of the last item seen, so
+    new arrivals never shift the pages that follow."""
+    rows = db.execute(_newest(wallet_id, filters, cursor, limit + 1)).all()
+    items = [view(wallet_id, row) for row in rows[:limit]]
     next_cursor = (
         encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
     )
     return items, next_cursor
 
 
-def get_transaction(session: Session, wallet_id: uuid.UUID, tx_id: uuid.UUID) -> TransactionView:
+_ONE = text(
+    """
+    SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash, t.amount,
+           t.debit_wallet_id, t.created_at, t.completed_at, e.balance_after
+      FROM transactions t
+      LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.wallet_id = :wallet_id
+     WHERE t.id = :tx_id AND (t.debit_wallet_id = :wallet_id OR t.credit_wallet_id = :wallet_id)
+    """
+)
+
+
+def get_transaction(
+    db: Session | Connection, wallet_id: uuid.UUID, tx_id: uuid.UUID
+) -> TransactionView:
     """One transaction, only if this wallet is a party to it; anyone else's is 'not found'."""
-    row = session.execute(_query(wallet_id).where(Transaction.id == tx_id)).first()
+    row = db.execute(_ONE, {"wallet_id": wallet_id, "tx_id": tx_id}).first()
     if row is None:
         raise TransactionNotFoundError()
-    return _view(wallet_id, row[0], row[1])
+    return view(wallet_id, row)

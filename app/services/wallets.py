@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,8 @@ from app.db import Database
 from app.domain.errors import WalletNotFoundError
 from app.domain.transactions import Role, WalletKind
 from app.models import User, Wallet
-from app.services import audit
+from app.services import audit, history
+from app.services.history import TransactionView
 
 # Fixed ids of the system accounts, so every process and every migration agrees on them.
 PLATFORM_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
@@ -113,18 +114,54 @@ class WalletView:
         return self.address is not None
 
 
-def load_wallet(session: Session, wallet_id: uuid.UUID) -> WalletView:
-    wallet = session.get(Wallet, wallet_id)
-    if wallet is None:
-        raise WalletNotFoundError()
-    return WalletView(
-        id=wallet.id,
-        user_id=wallet.user_id,
-        balance=wallet.balance,
-        available_balance=wallet.balance - wallet.reserved,
-        address=wallet.address,
-        network=wallet.network,
-        is_active=wallet.is_active,
-        created_at=wallet.created_at,
-        last_used=wallet.last_used,
+_OVERVIEW = text(
+    """
+    WITH newest AS (
+        SELECT * FROM (
+            (SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash,
+                    t.amount, t.debit_wallet_id, t.created_at, t.completed_at
+               FROM transactions t WHERE t.debit_wallet_id = :wallet_id
+              ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+            UNION ALL
+            (SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash,
+                    t.amount, t.debit_wallet_id, t.created_at, t.completed_at
+               FROM transactions t WHERE t.credit_wallet_id = :wallet_id
+              ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+        ) AS both_sides
+        ORDER BY created_at DESC, id DESC LIMIT :limit
     )
+    SELECT w.id AS wallet_id, w.user_id, w.balance,
+           w.balance - (c.reserved_total - w.released_total) AS available_balance,
+           w.address, w.network, w.is_active, w.created_at AS wallet_created_at, c.last_used,
+           n.*, e.balance_after
+      FROM wallets w
+      JOIN wallet_counters c ON c.wallet_id = w.id
+      LEFT JOIN newest n ON true
+      LEFT JOIN ledger_entries e ON e.transaction_id = n.id AND e.wallet_id = w.id
+     WHERE w.id = :wallet_id
+     ORDER BY n.created_at DESC, n.id DESC
+    """
+)
+
+
+def overview(
+    db: Session | Connection, wallet_id: uuid.UUID, limit: int = 20
+) -> tuple[WalletView, list[TransactionView]]:
+    """The wallet and its newest `limit` transactions in one query; each side of the history is
+    an index range scan of at most `limit` rows, so the cost is flat in the history's length."""
+    rows = db.execute(_OVERVIEW, {"wallet_id": wallet_id, "limit": limit}).all()
+    if not rows:
+        raise WalletNotFoundError()
+    w = rows[0]
+    wallet = WalletView(
+        id=w.wallet_id,
+        user_id=w.user_id,
+        balance=w.balance,
+        available_balance=w.available_balance,
+        address=w.address,
+        network=w.network,
+        is_active=w.is_active,
+        created_at=w.wallet_created_at,
+        last_used=w.last_used,
+    )
+    return wallet, [history.view(wallet_id, row) for row in rows if row.id is not None]
