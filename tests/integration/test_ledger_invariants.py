@@ -115,3 +115,33 @@ def test_a_poison_transaction_fails_after_bounded_attempts_instead_of_looping(
 def _status(db, tx_id) -> str:  # type: ignore[no-untyped-def]
     with db.transaction() as session:
         return str(session.get(Transaction, tx_id).status)
+
+
+def test_ledger_check_catches_a_reservation_that_does_not_match_pending_debits(app, db) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    fund(app, user, "3")
+    runner = app.test_cli_runner()
+    wallet_id = wallet(db, user).id
+    with db.transaction() as session:
+        session.execute(
+            text(
+                "UPDATE wallet_counters SET reserved_total = reserved_total + 5 WHERE wallet_id = :w"
+            ),
+            {"w": wallet_id},
+        )
+    try:
+        broken = runner.invoke(args=["ledger", "check"])
+        assert broken.exit_code == 1
+        assert "reserved_equals_pending_debits" in broken.output
+        assert "reserved_within_balance" in broken.output
+        assert str(wallet_id) in broken.output
+    finally:
+        with db.transaction() as session:
+            session.execute(
+                text(
+                    "UPDATE wallet_counters SET reserved_total = reserved_total - 5"
+                    " WHERE wallet_id = :w"
+                ),
+                {"w": wallet_id},
+            )
+    assert runner.invoke(args=["ledger", "check"]).exit_code == 0

@@ -1,0 +1,183 @@
+"""The thin request path: one database statement to accept a request or answer a read, and
+accepting never waits for settlement (issue 9)."""
+
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import event, select, text
+
+from app.models import Transaction
+from tests.conftest import auth, servers
+from tests.support import balance, fund, provision, wait_settled, wait_until
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+@contextmanager
+def statements(db: Any) -> Iterator[list[str]]:
+    """The SQL statements the app's engine sends while the block runs (from this thread)."""
+    seen: list[str] = []
+    me = threading.get_ident()
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if threading.get_ident() == me:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+
+
+def post_transfer(client, sender, recipient, amount, key=None):  # type: ignore[no-untyped-def]
+    return client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(recipient), "amount": amount, "note": "thin"},
+        headers={**auth(sender), "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def test_accepting_a_transfer_its_replay_and_a_refusal_are_one_statement_each(
+    app: Any, client: Any, db: Any
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    client.get("/api/wallet", headers=auth(alice))  # alice is known to this process now
+
+    with statements(db) as accepted:
+        first = post_transfer(client, alice, bob, "4", key="one-trip")
+    with statements(db) as replayed:
+        again = post_transfer(client, alice, bob, "4", key="one-trip")
+    with statements(db) as refused:
+        too_much = post_transfer(client, alice, bob, "7")
+
+    assert first.status_code == 202
+    assert again.status_code == 202 and again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert too_much.status_code == 422
+    assert too_much.get_json()["code"] == "insufficient_balance"
+    assert too_much.get_json()["available_balance"] == "6.000000"
+    assert [len(accepted), len(replayed), len(refused)] == [1, 1, 1]
+    assert all("accept_transactions" in s for s in accepted + replayed + refused)
+
+
+def test_reads_are_one_statement_each(app: Any, client: Any, db: Any) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    tx_id = post_transfer(client, alice, bob, "1").get_json()["transaction_id"]
+    wait_settled(db, [tx_id])
+    client.get("/api/wallet", headers=auth(alice))
+
+    with statements(db) as overview:
+        wallet = client.get("/api/wallet", headers=auth(alice))
+    with statements(db) as one:
+        detail = client.get(f"/api/wallet/transactions/{tx_id}", headers=auth(alice))
+    with statements(db) as page:
+        listing = client.get("/api/wallet/transactions?type=transfer", headers=auth(alice))
+
+    assert wallet.status_code == detail.status_code == listing.status_code == 200
+    assert wallet.get_json()["wallet"]["balance"] == "9.000000"
+    assert [t["id"] for t in wallet.get_json()["transaction_history"]][0] == tx_id
+    assert detail.get_json()["status"] == "completed"
+    assert [t["id"] for t in listing.get_json()["items"]] == [tx_id]
+    assert [len(overview), len(one), len(page)] == [1, 1, 1]
+
+
+def test_a_transfer_is_accepted_while_settlement_holds_both_wallets_locked(
+    app: Any, client: Any, db: Any
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    wallets = [provision(app, alice), provision(app, bob)]
+    answered = threading.Event()
+    replies: list[Any] = []
+
+    def submit() -> None:
+        replies.append(post_transfer(app.test_client(), alice, bob, "3"))
+        answered.set()
+
+    # Exactly the lock a settlement batch takes on the wallets it settles, held open.
+    with psycopg.connect(servers().url_for(servers().dbname).replace("+psycopg", "")) as conn:
+        conn.execute(
+            "SELECT id FROM wallets WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            (wallets,),
+        )
+        threading.Thread(target=submit, daemon=True).start()
+        accepted_under_lock = answered.wait(timeout=20)
+        conn.rollback()
+    assert accepted_under_lock, "the transfer waited for the settlement's wallet locks"
+    assert replies[0].status_code == 202
+    wait_settled(db, [replies[0].get_json()["transaction_id"]])
+    assert (balance(db, alice), balance(db, bob)) == (Decimal(7), Decimal(3))
+
+
+def test_two_hundred_concurrent_submits_from_one_wallet_never_overdraw_while_it_settles(
+    app: Any, db: Any
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "50")
+    provision(app, bob)
+
+    def submit(_: int) -> Any:
+        return post_transfer(app.test_client(), alice, bob, "1")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        replies = list(pool.map(submit, range(200)))
+
+    accepted = [r.get_json()["transaction_id"] for r in replies if r.status_code == 202]
+    refused = [r.get_json()["code"] for r in replies if r.status_code != 202]
+    assert len(accepted) == 50
+    assert refused == ["insufficient_balance"] * 150
+    wait_settled(db, accepted)
+    with db.transaction() as session:
+        rows = session.execute(
+            select(Transaction.seq, Transaction.status).where(
+                Transaction.id.in_([uuid.UUID(t) for t in accepted])
+            )
+        ).all()
+    assert sorted(seq for seq, _ in rows) == list(range(1, 51))
+    assert {status for _, status in rows} == {"completed"}
+    assert (balance(db, alice), balance(db, bob)) == (Decimal(0), Decimal(50))
+    check = app.test_cli_runner().invoke(args=["ledger", "check"])
+    assert check.exit_code == 0, check.output
+
+
+def test_the_wallet_overview_merges_both_sides_of_a_long_history_newest_first(
+    app: Any, client: Any, db: Any
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "100")
+    fund(app, bob, "100")
+    sent = [post_transfer(client, alice, bob, "1").get_json()["transaction_id"] for _ in range(15)]
+    got = [post_transfer(client, bob, alice, "2").get_json()["transaction_id"] for _ in range(15)]
+    wait_settled(db, sent + got)
+
+    history = client.get("/api/wallet", headers=auth(alice)).get_json()["transaction_history"]
+
+    with db.transaction() as session:
+        newest = (
+            session.execute(
+                text(
+                    "SELECT id::text FROM transactions WHERE id = ANY(CAST(:ids AS uuid[]))"
+                    " ORDER BY created_at DESC, id DESC LIMIT 20"
+                ),
+                {"ids": sent + got},
+            )
+            .scalars()
+            .all()
+        )
+    assert [t["id"] for t in history] == newest
+    amounts = {t["id"]: t["amount"] for t in history}
+    assert {amounts[t] for t in newest if t in sent} <= {"-1.000000"}
+    assert {amounts[t] for t in newest if t in got} <= {"2.000000"}
+    wait_until(lambda: balance(db, alice) == Decimal(115))
