@@ -125,7 +125,8 @@ def test_ledger_check_catches_a_reservation_that_does_not_match_pending_debits(a
     with db.transaction() as session:
         session.execute(
             text(
-                "UPDATE wallet_counters SET reserved_total = reserved_total + 5 WHERE wallet_id = :w"
+                "UPDATE wallet_counters SET reserved_total = reserved_total + 5"
+                " WHERE wallet_id = :w"
             ),
             {"w": wallet_id},
         )
