@@ -146,8 +146,19 @@ class Transaction(Base):
         ),
         CheckConstraint("debit_wallet_id <> credit_wallet_id", name="distinct_wallets"),
         UniqueConstraint("debit_wallet_id", "seq"),
-        UniqueConstraint("reference"),
-        UniqueConstraint("tx_hash"),
+        # Partial: most transactions have no reference, signature or parent (migration 0007).
+        Index(
+            "uq_transactions_reference",
+            "reference",
+            unique=True,
+            postgresql_where=text("reference IS NOT NULL"),
+        ),
+        Index(
+            "uq_transactions_tx_hash",
+            "tx_hash",
+            unique=True,
+            postgresql_where=text("tx_hash IS NOT NULL"),
+        ),
         Index(
             "ix_transactions_pending",
             "shard",
@@ -163,7 +174,9 @@ class Transaction(Base):
         CheckConstraint("stage IS NULL OR stage IN ('awaiting_payment', 'on_chain')", name="stage"),
         Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),
         Index("ix_transactions_credit_history", "credit_wallet_id", "created_at", "id"),
-        Index("ix_transactions_parent_id", "parent_id"),
+        Index(
+            "ix_transactions_parent_id", "parent_id", postgresql_where=text("parent_id IS NOT NULL")
+        ),
         # The fraud rules' per-sender inputs: what was debited (or held) through screened kinds.
         Index(
             "ix_transactions_screened_debits",

@@ -34,14 +34,6 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
-# `shard_of` in app/services/submission.py computes the same: the uuid's low 32 bits mod shards.
-SHARD_OF = """
-CREATE FUNCTION shard_of(wallet_id uuid, shards int) RETURNS int
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT ((('x' || right(replace(wallet_id::text, '-', ''), 8))::bit(32)::bigint) % shards)::int
-$$
-"""
-
 CREATE_COUNTERS_ROW = """
 CREATE FUNCTION create_wallet_counters() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -98,6 +90,9 @@ DECLARE
     v_value numeric;
     v_missing text;
     v_address text;
+    v_credit uuid;
+    v_id bytea;
+    v_shard int;
 BEGIN
     -- 1. The Idempotency-Key: a new claim stores the final response at once (or, for a request
     --    that will wait for settlement, an in-flight marker); a live existing key is returned
@@ -167,19 +162,41 @@ BEGIN
                   DETAIL = 'no user ' || p_debit_user;
         END IF;
     END IF;
-    SELECT l ->> 'credit_user' INTO v_missing
-      FROM jsonb_array_elements(v_lines) AS l
-     WHERE l ? 'credit_user'
-       AND NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = (l ->> 'credit_user')::uuid)
-     LIMIT 1;
-    IF v_missing IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'WL001', MESSAGE = 'recipient_not_found',
-              DETAIL = 'no user ' || v_missing;
+    v_n := jsonb_array_length(v_lines);
+    IF v_n = 1 THEN  -- the common case, without a query over the lines
+        v_total := (v_lines -> 0 ->> 'amount')::numeric;
+        IF v_lines -> 0 ? 'credit_user' THEN
+            SELECT w.id INTO v_credit
+              FROM wallets w WHERE w.user_id = (v_lines -> 0 ->> 'credit_user')::uuid;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'WL001', MESSAGE = 'recipient_not_found',
+                      DETAIL = 'no user ' || (v_lines -> 0 ->> 'credit_user');
+            END IF;
+            v_lines := jsonb_build_array(
+                (v_lines -> 0) || jsonb_build_object('credit_wallet', v_credit));
+        END IF;
+    ELSE
+        SELECT l ->> 'credit_user' INTO v_missing
+          FROM jsonb_array_elements(v_lines) AS l
+         WHERE l ? 'credit_user'
+           AND NOT EXISTS (SELECT 1 FROM wallets w
+                            WHERE w.user_id = (l ->> 'credit_user')::uuid)
+         LIMIT 1;
+        IF v_missing IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'WL001', MESSAGE = 'recipient_not_found',
+                  DETAIL = 'no user ' || v_missing;
+        END IF;
+        SELECT COALESCE(sum((l ->> 'amount')::numeric), 0),
+               jsonb_agg(CASE WHEN l ? 'credit_user'
+                              THEN l || jsonb_build_object('credit_wallet',
+                                   (SELECT w.id FROM wallets w
+                                     WHERE w.user_id = (l ->> 'credit_user')::uuid))
+                              ELSE l END ORDER BY i)
+          INTO v_total, v_lines
+          FROM jsonb_array_elements(v_lines) WITH ORDINALITY AS x(l, i);
     END IF;
 
     -- 4. Reserve on the submit-side row, then check against the wallet's committed state.
-    SELECT count(*), COALESCE(sum((l ->> 'amount')::numeric), 0) INTO v_n, v_total
-      FROM jsonb_array_elements(v_lines) AS l;
     UPDATE wallet_counters c
        SET next_seq = c.next_seq + v_n, reserved_total = c.reserved_total + v_total,
            last_used = now()
@@ -206,6 +223,12 @@ BEGIN
         END IF;
     END IF;
 
+    -- The settlement shard: the debit wallet id's low 32 bits modulo the shard count (what
+    -- `shard_of` in app/services/submission.py computes).
+    v_id := uuid_send(v_debit);
+    v_shard := (((get_byte(v_id, 12)::bigint << 24) + (get_byte(v_id, 13) << 16)
+                 + (get_byte(v_id, 14) << 8) + get_byte(v_id, 15)) % p_shards)::int;
+
     -- 5. The transactions (created_at taken after the counters lock, so a wallet's created_at
     --    order matches its seq) and their audit entries.
     WITH lines AS (
@@ -215,9 +238,8 @@ BEGIN
                (id, kind, debit_wallet_id, credit_wallet_id, amount, seq, shard, initiator_id,
                 note, parent_id, details, stage, reference, expires_at, created_at)
         SELECT (l ->> 'id')::uuid, p_kind, v_debit,
-               COALESCE((l ->> 'credit_wallet')::uuid,
-                        (SELECT w.id FROM wallets w WHERE w.user_id = (l ->> 'credit_user')::uuid)),
-               (l ->> 'amount')::numeric, v_last - v_n + i, shard_of(v_debit, p_shards),
+               (l ->> 'credit_wallet')::uuid,
+               (l ->> 'amount')::numeric, v_last - v_n + i, v_shard,
                p_initiator, l ->> 'note', v_parent,
                COALESCE(l -> 'details', '{}'::jsonb)
                    || CASE WHEN v_address IS NULL THEN '{}'::jsonb
@@ -233,7 +255,7 @@ BEGIN
                               'credit_wallet', r.credit_wallet_id)
       FROM recorded r;
 
-    RETURN QUERY SELECT v_key, v_debit, shard_of(v_debit, p_shards), v_last - v_n + 1,
+    RETURN QUERY SELECT v_key, v_debit, v_shard, v_last - v_n + 1,
                         NULL::int, NULL::jsonb, NULL::text, NULL::text, NULL::timestamptz;
 END
 $$
@@ -241,7 +263,6 @@ $$
 
 
 def upgrade() -> None:
-    op.execute(SHARD_OF)
     op.execute(
         """
         CREATE TABLE wallet_counters (
@@ -270,9 +291,34 @@ def upgrade() -> None:
         " FOR EACH ROW EXECUTE FUNCTION create_wallet_counters()"
     )
     op.execute(ACCEPT)
+    # Most transactions have no reference, chain signature or parent: index only those that do
+    # (every insert, and every settled status change, which is never a HOT update, maintained
+    # three entries of NULL before).
+    op.execute("ALTER TABLE transactions DROP CONSTRAINT uq_transactions_reference")
+    op.execute("ALTER TABLE transactions DROP CONSTRAINT uq_transactions_tx_hash")
+    op.execute("DROP INDEX ix_transactions_parent_id")
+    for name, column in PARTIAL:
+        op.execute(
+            f"CREATE {'UNIQUE ' if name.startswith('uq') else ''}INDEX {name}"
+            f" ON transactions ({column}) WHERE {column} IS NOT NULL"
+        )
+
+
+PARTIAL = (
+    ("uq_transactions_reference", "reference"),
+    ("uq_transactions_tx_hash", "tx_hash"),
+    ("ix_transactions_parent_id", "parent_id"),
+)
 
 
 def downgrade() -> None:
+    for name, _ in PARTIAL:
+        op.execute(f"DROP INDEX {name}")
+    op.execute("CREATE INDEX ix_transactions_parent_id ON transactions (parent_id)")
+    op.execute(
+        "ALTER TABLE transactions ADD CONSTRAINT uq_transactions_reference UNIQUE (reference),"
+        " ADD CONSTRAINT uq_transactions_tx_hash UNIQUE (tx_hash)"
+    )
     op.execute("DROP FUNCTION accept_transactions")
     op.execute("DROP TRIGGER wallets_create_counters ON wallets")
     op.execute("DROP FUNCTION create_wallet_counters")
@@ -291,4 +337,3 @@ def downgrade() -> None:
     )
     op.execute("ALTER TABLE wallets DROP COLUMN released_total")
     op.execute("DROP TABLE wallet_counters")
-    op.execute("DROP FUNCTION shard_of")
