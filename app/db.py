@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
+import psycopg
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +28,7 @@ class Database:
             pool_size=pool_size,
             max_overflow=pool_size * 2,
             pool_recycle=1800,
+            pool_use_lifo=True,  # the hot connections stay hot; idle ones age out (and get pinged)
             connect_args={"connect_timeout": 5},
         )
         event.listen(self.engine, "checkin", _note_checkin)
@@ -33,6 +36,31 @@ class Database:
         # Statements that are a whole unit of work by themselves: no BEGIN/COMMIT round trips.
         self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A driver cursor on a pooled connection in autocommit mode, for the hot single
+        statements (accepting a request, the wallet overview, one transaction): one round trip
+        and none of the ORM's or Core's per-statement work (rows are named tuples)."""
+        pooled = self.engine.raw_connection()
+        driver: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
+        try:
+            driver.autocommit = True
+            with driver.cursor(row_factory=namedtuple_row) as cur:
+                yield cur
+            driver.autocommit = False
+        except psycopg.OperationalError as exc:
+            if driver.broken or driver.closed:
+                pooled.invalidate(exc)
+                raise ServiceUnavailableError("database unavailable") from exc
+            driver.autocommit = False
+            raise
+        except BaseException:
+            if not (driver.broken or driver.closed):
+                driver.autocommit = False
+            raise
+        finally:
+            pooled.close()  # back to the pool (or discarded, when invalidated)
 
     @contextmanager
     def statement(self) -> Iterator[Connection]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
+from decimal import Decimal
 from typing import Any
 
-from flask import current_app
+import orjson
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -22,6 +23,7 @@ from app.api.schemas import (
     WalletOverviewSchema,
 )
 from app.chain.rpc import ChainError
+from app.domain.money import to_wire
 from app.services import deposits, external_balance, history, transfers, wallets
 
 bp = Blueprint("wallet", __name__, url_prefix="/api/wallet", description="The caller's wallet")
@@ -40,21 +42,52 @@ class WalletResource(MethodView):
     @requires(*WALLET_ROLES)
     @bp.response(200, WalletOverviewSchema)
     @bp.doc(security=SECURITY)
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """The wallet and its latest 20 transactions (amounts signed from this wallet's side)."""
         principal = current_principal()
-        with db().statement() as conn:
-            wallet, items = wallets.overview(conn, principal.wallet_id)
+        wallet, items = wallets.overview(db(), principal.wallet_id)
         external, available = (
             external_balance.lookup(wiring(), wallet.address) if wallet.address else (None, False)
         )
-        view = {
-            **dataclasses.asdict(wallet),
+        body = overview_body(wallet, items, external, available)
+        return Response(orjson.dumps(body), mimetype="application/json")
+
+
+def overview_body(
+    wallet: wallets.WalletView,
+    items: list[history.TransactionView],
+    external: Decimal | None,
+    external_available: bool,
+) -> dict[str, Any]:
+    """Exactly what `WalletOverviewSchema` dumps (the documented contract), built directly: the
+    most requested page should not spend a third of its time in marshmallow. A unit test keeps
+    the two identical."""
+    return {
+        "wallet": {
+            "id": str(wallet.id),
+            "balance": to_wire(wallet.balance),
+            "available_balance": to_wire(wallet.available_balance),
+            "address": wallet.address,
             "is_connected": wallet.is_connected,
-            "external_balance": external,
-            "external_balance_available": available,
-        }
-        return {"wallet": view, "transaction_history": items}
+            "external_balance": None if external is None else to_wire(external),
+            "external_balance_available": external_available,
+            "network": wallet.network,
+            "created_at": wallet.created_at.isoformat(),
+            "last_used": wallet.last_used.isoformat() if wallet.last_used else None,
+        },
+        "transaction_history": [
+            {
+                "id": str(item.id),
+                "type": item.type,
+                "amount": to_wire(item.amount),
+                "status": item.status,
+                "timestamp": item.timestamp.isoformat(),
+                "note": item.note,
+                "failure_reason": item.failure_reason,
+            }
+            for item in items
+        ],
+    }
 
 
 @bp.route("/transfer", methods=["POST"])
@@ -110,13 +143,11 @@ def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
     """One of this wallet's transactions; anyone else's is 404. A deposit still awaiting payment
     is checked against the chain on the spot."""
     wallet_id = current_principal().wallet_id
-    with db().statement() as conn:
-        found = history.get_transaction(conn, wallet_id, transaction_id)
+    found = history.get_transaction(db(), wallet_id, transaction_id)
     if found.stage != deposits.AWAITING or found.direction != "credit":
         return found
     try:
         deposits.check(wiring(), current_app.extensions["system_wallets"], transaction_id)
     except ChainError:
         return found  # the beat watcher will try again; show what we know
-    with db().statement() as conn:
-        return history.get_transaction(conn, wallet_id, transaction_id)
+    return history.get_transaction(db(), wallet_id, transaction_id)

@@ -9,9 +9,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, select, text, tuple_, union_all
+from sqlalchemy import Connection, Select, and_, select, tuple_, union_all
 from sqlalchemy.orm import Session
 
+from app.db import Database
 from app.domain.errors import TransactionNotFoundError, WalletError
 from app.models import LedgerEntry, Transaction
 
@@ -154,22 +155,20 @@ def list_transactions(
     return items, next_cursor
 
 
-_ONE = text(
-    """
+_ONE = """
     SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash, t.amount,
            t.debit_wallet_id, t.created_at, t.completed_at, e.balance_after
       FROM transactions t
-      LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.wallet_id = :wallet_id
-     WHERE t.id = :tx_id AND (t.debit_wallet_id = :wallet_id OR t.credit_wallet_id = :wallet_id)
-    """
-)
+      LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.wallet_id = %(wallet_id)s
+     WHERE t.id = %(tx_id)s
+       AND (t.debit_wallet_id = %(wallet_id)s OR t.credit_wallet_id = %(wallet_id)s)
+"""
 
 
-def get_transaction(
-    db: Session | Connection, wallet_id: uuid.UUID, tx_id: uuid.UUID
-) -> TransactionView:
+def get_transaction(db: Database, wallet_id: uuid.UUID, tx_id: uuid.UUID) -> TransactionView:
     """One transaction, only if this wallet is a party to it; anyone else's is 'not found'."""
-    row = db.execute(_ONE, {"wallet_id": wallet_id, "tx_id": tx_id}).first()
+    with db.cursor() as cur:
+        row = cur.execute(_ONE, {"wallet_id": wallet_id, "tx_id": tx_id}).fetchone()
     if row is None:
         raise TransactionNotFoundError()
     return view(wallet_id, row)

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, update
+import psycopg
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -43,18 +44,15 @@ from app.models import LedgerEntry, Transaction
 from app.services import audit, idempotency
 from app.services.idempotency import Reply
 
-_ACCEPT = text(
-    """
+# Driver paramstyle: run on a raw cursor by `submit`, through `exec_driver_sql` by `record`.
+_ACCEPT = """
     SELECT * FROM accept_transactions(
-        CAST(:kind AS text), CAST(:debit_wallet AS uuid), CAST(:debit_user AS uuid),
-        CAST(:lines AS jsonb), CAST(:initiator AS uuid), CAST(:shards AS int),
-        CAST(:parent AS uuid), CAST(:refund_of AS uuid), CAST(:refund_amount AS numeric),
-        CAST(:owner AS uuid), CAST(:key AS text), CAST(:fingerprint AS text),
-        CAST(:expires_at AS timestamptz), CAST(:locked_until AS timestamptz),
-        CAST(:response_status AS int), CAST(:response AS jsonb),
-        CAST(:request_id AS text), CAST(:ip AS text))
-    """
-)
+        %(kind)s::text, %(debit_wallet)s::uuid, %(debit_user)s::uuid, %(lines)s::jsonb,
+        %(initiator)s::uuid, %(shards)s::int, %(parent)s::uuid, %(refund_of)s::uuid,
+        %(refund_amount)s::numeric, %(owner)s::uuid, %(key)s::text, %(fingerprint)s::text,
+        %(expires_at)s::timestamptz, %(locked_until)s::timestamptz, %(response_status)s::int,
+        %(response)s::jsonb, %(request_id)s::text, %(ip)s::text)
+"""
 
 
 @dataclass(frozen=True)
@@ -164,11 +162,12 @@ def _refusals() -> Iterator[None]:
     """`accept_transactions` refuses with SQLSTATE WL001 and the problem code as its message."""
     try:
         yield
-    except DBAPIError as exc:
-        diag = getattr(exc.orig, "diag", None)
-        if getattr(exc.orig, "sqlstate", None) != REFUSED or diag is None:
+    except (DBAPIError, psycopg.Error) as exc:
+        error = exc.orig if isinstance(exc, DBAPIError) else exc
+        if not isinstance(error, psycopg.Error) or error.sqlstate != REFUSED:
             raise
-        raise _refusal(diag.message_primary, diag.message_detail, diag.message_hint) from None
+        diag = error.diag
+        raise _refusal(diag.message_primary or "", diag.message_detail, diag.message_hint) from None
 
 
 REFUSED = "WL001"
@@ -193,8 +192,9 @@ def record(db: Session | Connection, submission: Submission, shards: int) -> Rec
     """Reserve and record one PENDING transaction per line, all debiting one wallet, atomically,
     inside the caller's unit of work (no Idempotency-Key)."""
     ids = submission.new_ids()
+    conn = db.connection() if isinstance(db, Session) else db
     with _refusals():
-        row = db.execute(_ACCEPT, _params(submission, ids, shards)).one()
+        row = conn.exec_driver_sql(_ACCEPT, _params(submission, ids, shards)).one()
     return Recorded(ids, row.debit_wallet, row.shard)
 
 
@@ -226,8 +226,9 @@ def submit(
         response_status=accepted.status,
         response=json_rows(accepted.body),
     )
-    with wiring.db.statement() as conn, _refusals():
-        row = conn.execute(_ACCEPT, params).one()
+    with wiring.db.cursor() as cur, _refusals():
+        row = cur.execute(_ACCEPT, params).fetchone()
+    assert row is not None
     if row.key_id is None:
         return idempotency.replay(
             digest,

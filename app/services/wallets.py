@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -114,21 +114,20 @@ class WalletView:
         return self.address is not None
 
 
-_OVERVIEW = text(
-    """
+_OVERVIEW = """
     WITH newest AS (
         SELECT * FROM (
             (SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash,
                     t.amount, t.debit_wallet_id, t.created_at, t.completed_at
-               FROM transactions t WHERE t.debit_wallet_id = :wallet_id
-              ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+               FROM transactions t WHERE t.debit_wallet_id = %(wallet_id)s
+              ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s)
             UNION ALL
             (SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash,
                     t.amount, t.debit_wallet_id, t.created_at, t.completed_at
-               FROM transactions t WHERE t.credit_wallet_id = :wallet_id
-              ORDER BY t.created_at DESC, t.id DESC LIMIT :limit)
+               FROM transactions t WHERE t.credit_wallet_id = %(wallet_id)s
+              ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s)
         ) AS both_sides
-        ORDER BY created_at DESC, id DESC LIMIT :limit
+        ORDER BY created_at DESC, id DESC LIMIT %(limit)s
     )
     SELECT w.id AS wallet_id, w.user_id, w.balance,
            w.balance - (c.reserved_total - w.released_total) AS available_balance,
@@ -138,18 +137,18 @@ _OVERVIEW = text(
       JOIN wallet_counters c ON c.wallet_id = w.id
       LEFT JOIN newest n ON true
       LEFT JOIN ledger_entries e ON e.transaction_id = n.id AND e.wallet_id = w.id
-     WHERE w.id = :wallet_id
+     WHERE w.id = %(wallet_id)s
      ORDER BY n.created_at DESC, n.id DESC
-    """
-)
+"""
 
 
 def overview(
-    db: Session | Connection, wallet_id: uuid.UUID, limit: int = 20
+    db: Database, wallet_id: uuid.UUID, limit: int = 20
 ) -> tuple[WalletView, list[TransactionView]]:
     """The wallet and its newest `limit` transactions in one query; each side of the history is
     an index range scan of at most `limit` rows, so the cost is flat in the history's length."""
-    rows = db.execute(_OVERVIEW, {"wallet_id": wallet_id, "limit": limit}).all()
+    with db.cursor() as cur:
+        rows = cur.execute(_OVERVIEW, {"wallet_id": wallet_id, "limit": limit}).fetchall()
     if not rows:
         raise WalletNotFoundError()
     w = rows[0]

@@ -11,30 +11,36 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from app.models import Transaction
 from tests.conftest import auth, servers
 from tests.support import balance, fund, provision, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
+PING = "SELECT 1"
 
 
 @contextmanager
-def statements(db: Any) -> Iterator[list[str]]:
-    """The SQL statements the app's engine sends while the block runs (from this thread)."""
+def statements(_db: Any) -> Iterator[list[str]]:
+    """The SQL statements this thread sends to PostgreSQL while the block runs, counted at the
+    driver (every statement, whether it came through the ORM, Core or a raw cursor, is one
+    `psycopg.Cursor.execute`). The pool's ping of a connection that sat idle (`SELECT 1`, see
+    app/db.py) is the pool's upkeep, not the request's work, and is left out."""
     seen: list[str] = []
     me = threading.get_ident()
+    original = psycopg.Cursor.execute
 
-    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        if threading.get_ident() == me:
-            seen.append(statement)
+    def spy(cursor, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if threading.get_ident() == me and str(query) != PING:
+            seen.append(str(query))
+        return original(cursor, query, *args, **kwargs)
 
-    event.listen(db.engine, "before_cursor_execute", note)
+    psycopg.Cursor.execute = spy  # type: ignore[method-assign]
     try:
         yield seen
     finally:
-        event.remove(db.engine, "before_cursor_execute", note)
+        psycopg.Cursor.execute = original  # type: ignore[method-assign]
 
 
 def post_transfer(client, sender, recipient, amount, key=None):  # type: ignore[no-untyped-def]
