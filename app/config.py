@@ -82,6 +82,12 @@ class Config:
     domain: str = "localhost"
     database_pool_size: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
+    # Notification streams (SSE): per-user cap across processes, lifetime before the client
+    # reconnects with Last-Event-ID, and how often each process checks the database for
+    # notifications whose wake-up was lost.
+    sse_max_streams_per_user: int = 5
+    sse_stream_lifetime_seconds: float = 300.0
+    sse_catch_up_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -128,6 +134,9 @@ class Config:
             wallet_data_key=env.get("WALLET_DATA_KEY", cls.wallet_data_key),
             domain=env.get("APP_DOMAIN", "localhost"),
             database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
+            sse_max_streams_per_user=_int(env, "SSE_MAX_STREAMS_PER_USER", 5),
+            sse_stream_lifetime_seconds=_float(env, "SSE_STREAM_LIFETIME_SECONDS", 300.0),
+            sse_catch_up_seconds=_float(env, "SSE_CATCH_UP_SECONDS", 5.0),
         )
 
     def replace(self, **changes: Any) -> Config:
