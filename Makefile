@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(ARGS)
 
 # CLI commands against the stack `make run` started (its URLs and secrets are in var/stack.env).
 flask: $(STAMP)

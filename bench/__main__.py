@@ -4,8 +4,11 @@ same run on the same machine."""
 from __future__ import annotations
 
 import argparse
+import signal
+import tempfile
+from pathlib import Path
 
-from bench import low_balance, pgbench, settlement
+from bench import api, api_stack, compare, load, low_balance, pgbench, settlement
 from bench.stack import BenchStack
 
 
@@ -16,19 +19,52 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="Celery worker concurrency")
     parser.add_argument("--pgbench-seconds", type=int, default=15)
     parser.add_argument("--low-balance-wallets", type=int, default=1_000_000)
+    parser.add_argument("--api-seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument(
-        "--only", choices=["settlement", "low-balance"], help="run one benchmark, not all"
+        "--only", choices=["settlement", "low-balance", "api"], help="run one benchmark, not all"
+    )
+    parser.add_argument(
+        "--compare-servers",
+        action="store_true",
+        help="only compare gunicorn worker models for the project API (one line each)",
     )
     args = parser.parse_args()
+    # A plain `kill` of the bench also stops what it started (the finally blocks run).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
     stack = BenchStack()
     try:
-        if args.only != "low-balance":
+        if args.compare_servers:
+            _api(stack, args.api_seconds, compare_servers=True)
+            return
+        if args.only in (None, "settlement"):
             _settlement(stack, args)
-        if args.only != "settlement":
+        if args.only in (None, "low-balance"):
             _low_balance(stack, args.low_balance_wallets)
+        if args.only in (None, "api"):
+            _api(stack, args.api_seconds)
     finally:
         stack.close()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _api(stack: BenchStack, seconds: int, *, compare_servers: bool = False) -> None:
+    if not load.available():
+        print(load.MISSING)
+        print("!! API benchmarks skipped: wrk is not installed", flush=True)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        rig = api_stack.build(stack, Path(tmp))
+        try:
+            if compare_servers:
+                compare.run(rig, seconds)
+            else:
+                api.run(rig, seconds)
+        finally:
+            rig.close()
 
 
 def _settlement(stack: BenchStack, args: argparse.Namespace) -> None:

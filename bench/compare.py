@@ -1,0 +1,42 @@
+"""`--compare-servers`: the project API under several gunicorn worker models (GUNICORN_CMD_ARGS
+over gunicorn.conf.py), one line each: POST /api/wallet/transfer and GET /api/wallet with wrk
+-t2 -c16. The Celery worker is not running, so only the request path is compared."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from bench import api_stack, load
+from bench.api_stack import ApiRig
+from bench.load import WrkResult
+
+MODELS = [
+    "-k sync -w 4",
+    "-k gthread -w 4 --threads 8",
+    "-k gthread -w 2 --threads 16",
+    "-k gevent -w 4 --worker-connections 1000",
+]
+
+
+def run(rig: ApiRig, seconds: int) -> None:
+    print(f"{'server':<42} {'POST req/s':>10} {'p99 ms':>8} {'GET req/s':>10} {'p99 ms':>8}")
+    for model in MODELS:
+        if "gevent" in model and importlib.util.find_spec("gevent") is None:
+            print(f"{model:<42} skipped: gevent is not installed", flush=True)
+            continue
+        url, proc = api_stack.start_project(rig, cmd_args=model)
+        try:
+            for script in ("transfer.lua", "wallet.lua"):
+                load.run(url, script, rig.load_users, seconds=1)  # warm up
+            post = load.run(url, "transfer.lua", rig.load_users, seconds=seconds)
+            get = load.run(url, "wallet.lua", rig.load_users, seconds=seconds)
+        finally:
+            rig.procs.stop(proc)
+        print(f"{model:<42} {_cell(post)} {_cell(get)}", flush=True)
+
+
+def _cell(result: WrkResult) -> str:
+    cell = f"{result.ok_rps:>10.0f} {load.ms(result.p99_ms):>8}"
+    if not result.clean:
+        cell += f" !!{result.non_2xx} non-2xx/{result.socket_errors} socket errors"
+    return cell
