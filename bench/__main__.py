@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def main() -> None:
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
+    print("!! bench stopped by SIGTERM: stopping what it started", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)
 
 
