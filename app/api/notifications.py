@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
+from app.api.problems import wallet_error
 from app.api.schemas import StrictSchema
 from app.services import live, notifications
 
@@ -90,19 +91,31 @@ def read_all() -> dict[str, Any]:
 
 @bp.route("/stream", methods=["GET"])
 @requires(*ROLES)
-@bp.doc(security=SECURITY, responses={"200": {"description": "text/event-stream"}})
+@bp.doc(
+    security=SECURITY,
+    responses={
+        "200": {"description": "text/event-stream"},
+        "429": {"description": "too_many_streams: close one; Retry-After says when one frees"},
+    },
+)
 def stream() -> Response:
     """Server-Sent Events: each event's data is a notification; send `Last-Event-ID` (header, or
-    `last_event_id` query for EventSource polyfills) to resume without gaps."""
-    user_id = current_principal().user_id
-    w = wiring()
-    after = live.start_after(
-        w,
-        user_id,
-        request.headers.get("Last-Event-ID") or request.args.get("last_event_id"),
-    )
-    return Response(
-        live.events(w, user_id, after),
+    `last_event_id` query for EventSource polyfills) to resume without gaps. A stream ends after a
+    few minutes (EventSource reconnects by itself); a user may hold only a few at once."""
+    try:
+        opened = live.open_stream(
+            wiring(),
+            current_principal().user_id,
+            request.headers.get("Last-Event-ID") or request.args.get("last_event_id"),
+        )
+    except live.TooManyStreamsError as error:
+        response = wallet_error(error)
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
+    response = Response(
+        opened.events(),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+    response.call_on_close(opened.close)
+    return response

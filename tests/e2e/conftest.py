@@ -10,6 +10,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ from devstack.embedded import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def live_server() -> Iterator[str]:
+@contextmanager
+def gunicorn(**settings: str) -> Iterator[str]:
+    """gunicorn.conf.py with two worker processes and these extra environment settings; yields
+    the base URL once /healthz answers."""
     port = free_port()
     metrics_dir = tempfile.mkdtemp(prefix="wallet-metrics-")
     env = dict(
@@ -28,9 +31,8 @@ def live_server() -> Iterator[str]:
         API_PORT=str(port),
         WEB_CONCURRENCY="2",
         PYTHONPATH=str(ROOT),
-        SSE_HEARTBEAT_SECONDS="1",
-        RATE_LIMIT_WALLET_AUTH="4/minute",
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+        **settings,
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
@@ -52,7 +54,15 @@ def live_server() -> Iterator[str]:
                     process.stderr.read().decode() if process.stderr else ""
                 ) from None
             time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(20)
-    shutil.rmtree(metrics_dir, ignore_errors=True)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(20)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    with gunicorn(SSE_HEARTBEAT_SECONDS="1", RATE_LIMIT_WALLET_AUTH="4/minute") as url:
+        yield url

@@ -1,8 +1,6 @@
 """Live notifications over Server-Sent Events, through gunicorn with two worker processes."""
 
 import json
-import queue
-import threading
 import time
 import urllib.request
 import uuid
@@ -11,48 +9,10 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import auth
-from tests.support import fund, provision
+from tests.e2e.sse import Stream
+from tests.support import fund, provision, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-class Stream:
-    """An SSE client reading in a thread: events (id, event, data) and comment lines."""
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        request = urllib.request.Request(url, headers={"Accept": "text/event-stream", **headers})
-        self.response = urllib.request.urlopen(request, timeout=30)
-        self.events: queue.Queue[dict[str, str]] = queue.Queue()
-        self.comments: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        event: dict[str, str] = {}
-        try:
-            for raw in self.response:
-                line = raw.decode().rstrip("\n")
-                if line.startswith(":"):
-                    self.comments.append(line)
-                elif not line:
-                    if "data" in event:
-                        self.events.put(event)
-                    event = {}
-                else:
-                    key, _, value = line.partition(": ")
-                    event[key] = value
-        except (OSError, ValueError):
-            pass
-
-    def next(self, kind: str, timeout: float = 10.0) -> dict:  # type: ignore[type-arg]
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))
-            data = json.loads(event["data"])
-            if data["kind"] == kind:
-                return {"id": event["id"], **data}
-
-    def close(self) -> None:
-        self.response.close()
 
 
 def _transfer(client, sender, recipient, amount):  # type: ignore[no-untyped-def]
@@ -104,3 +64,42 @@ def test_the_stream_requires_a_token(live_server) -> None:  # type: ignore[no-un
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{live_server}/api/notifications/stream", timeout=5)
     assert caught.value.code == 401
+
+
+def _refused(url: str, headers: dict[str, str]) -> urllib.error.HTTPError:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        Stream(url, headers).close()
+    return caught.value
+
+
+def test_a_user_holds_at_most_five_streams_across_workers_and_a_closed_one_frees_its_slot(  # type: ignore[no-untyped-def]
+    live_server,
+) -> None:
+    """Two worker processes answer these requests; the count is shared through Redis."""
+    user, other = uuid.uuid4(), uuid.uuid4()
+    url = f"{live_server}/api/notifications/stream"
+    streams = [Stream(url, auth(user)) for _ in range(5)]
+    try:
+        refused = _refused(url, auth(user))
+        assert refused.code == 429
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 300
+        body = json.loads(refused.read())
+        assert (body["code"], body["status"], body["limit"]) == ("too_many_streams", 429, 5)
+
+        Stream(url, auth(other)).close()  # the cap is per user
+
+        streams.pop().close()
+
+        def reopened() -> Stream | None:
+            try:
+                return Stream(url, auth(user))
+            except urllib.error.HTTPError as error:
+                assert error.code == 429
+                return None
+
+        streams.append(wait_until(reopened, timeout=15, interval=0.3))
+        assert _refused(url, auth(user)).code == 429
+    finally:
+        for stream in streams:
+            stream.close()

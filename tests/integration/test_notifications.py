@@ -1,6 +1,7 @@
 """The notification outbox and API: one notification per settled event, for each user."""
 
 import json
+import time
 import uuid
 from decimal import Decimal
 
@@ -141,11 +142,12 @@ def test_a_rolled_back_settlement_publishes_and_stores_nothing(app, db, wiring) 
 
 def test_a_stream_catches_up_on_a_notification_whose_push_was_lost(app, wiring) -> None:  # type: ignore[no-untyped-def]
     """The worker died right after committing (nothing was published): the open stream still
-    delivers it from the database."""
+    delivers it from the database (its process checks every SSE_CATCH_UP_SECONDS, 5 s)."""
     user = uuid.uuid4()
     provision(app, user)
     stream = live.events(wiring, user, after=0, max_seconds=7)
     assert next(stream).startswith("retry:")
+    time.sleep(1)  # subscribed by now: only the catch-up can find what follows
     with wiring.db.transaction() as session:
         notifications.write(
             session,
