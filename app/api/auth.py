@@ -62,15 +62,29 @@ def _bearer_token() -> str:
     return token.strip()
 
 
-def _decode(wiring: Any) -> tuple[uuid.UUID, str]:
-    return decode_token(wiring.config.jwt_secret, _bearer_token(), wiring.config.jwt_leeway_seconds)
+def bearer_identity() -> tuple[uuid.UUID, str]:
+    """The caller's (user id, role) from their bearer token, decoded once per request: the rate
+    limiter's key and authentication both need it. Raises `AuthenticationError` (every time it
+    is asked) when the token is missing or invalid."""
+    identity: tuple[uuid.UUID, str] | AuthenticationError | None = g.get("bearer_identity")
+    if identity is None:
+        config = current_app.extensions["wallet"].config
+        try:
+            identity = decode_token(config.jwt_secret, _bearer_token(), config.jwt_leeway_seconds)
+        except AuthenticationError as error:
+            identity = error
+        g.bearer_identity = identity
+    if isinstance(identity, AuthenticationError):
+        raise AuthenticationError(identity.detail)
+    return identity
 
 
 def authenticate() -> Principal:
-    """Decode the caller's token and provision them (user and wallet) on first use."""
+    """Decode the caller's token and provision them (user and wallet) on first use; a known user
+    costs no database statement (the provisioner remembers them)."""
     wiring = current_app.extensions["wallet"]
     try:
-        user_id, role = _decode(wiring)
+        user_id, role = bearer_identity()
     except AuthenticationError as error:
         audit.record_alone(
             wiring.db, "auth.failed", actor_id=None, target=request.path, reason=error.detail

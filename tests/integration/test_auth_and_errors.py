@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,39 @@ def test_cli_prints_a_token_for_the_given_user_and_role(app) -> None:  # type: i
         user_id,
         "admin",
     )
+
+
+def test_a_known_user_reaches_the_view_without_a_database_statement(client, db, user) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.test_thin_ingest import statements
+
+    def invalid_transfer() -> Any:  # refused by validation, after authentication, in the view
+        return client.post(
+            "/api/wallet/transfer", json={}, headers={**auth(user), "Idempotency-Key": "k"}
+        )
+
+    with statements(db) as first:
+        first_response = invalid_transfer()
+    with statements(db) as known:
+        known_response = invalid_transfer()
+    _is_problem(first_response, 422, "validation_error")
+    _is_problem(known_response, 422, "validation_error")
+    assert any("INSERT INTO wallets" in s and "ON CONFLICT" in s for s in first)  # get-or-create
+    assert known == []
+
+
+def test_the_token_is_decoded_once_per_request(client, user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import jwt
+
+    decoded, original = [], jwt.decode
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        decoded.append(args[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", spy)
+    assert client.get("/api/wallet", headers=auth(user)).status_code == 200
+    assert len(decoded) == 1  # the rate limiter's key and authentication share it
+    decoded.clear()
+    refused = client.get("/api/wallet", headers={"Authorization": "Bearer x"})
+    _is_problem(refused, 401, "unauthorized")
+    assert len(decoded) == 1

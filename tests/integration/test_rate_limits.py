@@ -1,9 +1,14 @@
 """Rate limits: per user, stricter on money and wallet connection, 429 problem+json with
 Retry-After, fail closed for money when the limiter's Redis is down."""
 
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
+import redis
 from solders.keypair import Keypair
 
 from app import create_app
@@ -73,3 +78,60 @@ def test_money_fails_closed_when_the_limiter_is_down_and_reads_stay_open(config)
     )
     assert response.status_code == 503
     assert response.get_json()["code"] == "rate_limiter_unavailable"
+
+
+@contextmanager
+def limiter_round_trips(app: Any) -> Iterator[list[bytes]]:
+    """The commands the app's rate limiter sends to its Redis while the block runs, one entry
+    per round trip (redis-py writes a command, or a whole pipeline, with one
+    `send_packed_command`)."""
+    pool = app.extensions["limiter"].storage.storage.connection_pool
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def spy(connection, command, check_health=True):  # type: ignore[no-untyped-def]
+        if connection in pool._in_use_connections:
+            packed = command if isinstance(command, bytes) else b"".join(command)
+            sent.append(packed.split(b"\r\n")[2])  # the command's name
+        return original(connection, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = spy  # type: ignore[method-assign]
+    try:
+        yield sent
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
+def test_a_request_costs_the_limiter_one_redis_round_trip(config) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(config.replace(rate_limit_default="5/minute", rate_limit_money="2/minute"))
+    client, user = app.test_client(), uuid.uuid4()
+    client.get("/api/wallet", headers=auth(uuid.uuid4()))  # connects and loads the script
+
+    def transfer(key: str) -> Any:
+        return client.post(
+            "/api/wallet/transfer",
+            json={"recipient_id": str(uuid.uuid4()), "amount": "1"},
+            headers={**auth(user), "Idempotency-Key": key},
+        )
+
+    with limiter_round_trips(app) as read:
+        got = client.get("/api/wallet", headers=auth(user))
+    with limiter_round_trips(app) as money:
+        posted = transfer("a")
+    transfer("b")
+    with limiter_round_trips(app) as refused:
+        breached = transfer("c")
+    with limiter_round_trips(app) as exempt:
+        client.get("/healthz")
+
+    assert got.status_code == 200 and posted.status_code != 429 and breached.status_code == 429
+    assert [read, money, refused, exempt] == [[b"EVALSHA"], [b"EVALSHA"], [b"EVALSHA"], []]
+    # The headers come from that one hit: the window's limit, what is left, when it resets.
+    assert (got.headers["X-RateLimit-Limit"], got.headers["X-RateLimit-Remaining"]) == ("5", "4")
+    assert (posted.headers["X-RateLimit-Limit"], posted.headers["X-RateLimit-Remaining"]) == (
+        "2",
+        "1",
+    )
+    assert breached.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 < int(breached.headers["Retry-After"]) <= 61
+    assert int(breached.headers["X-RateLimit-Reset"]) - time.time() <= 62
