@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import api, api_stack, compare, load, low_balance, pgbench, settlement
+from bench import api, api_stack, compare, history, load, low_balance, pgbench, settlement
 from bench.stack import BenchStack
 
 
@@ -22,7 +22,9 @@ def main() -> None:
     parser.add_argument("--low-balance-wallets", type=int, default=1_000_000)
     parser.add_argument("--api-seconds", type=int, default=10, help="length of each wrk run")
     parser.add_argument(
-        "--only", choices=["settlement", "low-balance", "api"], help="run one benchmark, not all"
+        "--only",
+        choices=["settlement", "low-balance", "api", "history"],
+        help="run one benchmark, not all",
     )
     parser.add_argument(
         "--compare-servers",
@@ -44,6 +46,8 @@ def main() -> None:
             _low_balance(stack, args.low_balance_wallets)
         if args.only in (None, "api"):
             _api(stack, args.api_seconds)
+        if args.only in (None, "history"):
+            _history(stack)
     finally:
         stack.close()
 
@@ -67,6 +71,18 @@ def _api(stack: BenchStack, seconds: int, *, compare_servers: bool = False) -> N
                 api.run(rig, seconds)
         finally:
             rig.close()
+
+
+def _history(stack: BenchStack) -> None:
+    result = history.read_latency(stack)
+    long, short = int(result["long"]), int(result["short"])
+    print(f"read_history GET /api/wallet, a wallet with {long} transactions vs one with {short}")
+    print(f"read_history_{long}_p50_ms {result['long_p50_ms']:.2f}")
+    print(f"read_history_{short}_p50_ms {result['short_p50_ms']:.2f}")
+    print(f"read_history_{long}_p99_ms {result['long_p99_ms']:.2f}")
+    print(f"read_history_{short}_p99_ms {result['short_p99_ms']:.2f}")
+    ratio = result["long_p50_ms"] / result["short_p50_ms"]
+    print(f"read_history_flat_ratio {ratio:.2f}", flush=True)
 
 
 def _settlement(stack: BenchStack, args: argparse.Namespace) -> None:
