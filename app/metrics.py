@@ -5,6 +5,7 @@ there and GET /metrics aggregates them all."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,6 +27,24 @@ HTTP_LATENCY = Histogram(
     ["method", "endpoint"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+# Request methods counted under their own name; anything else (`curl -X PROBE1 …`) is "other",
+# so a client cannot mint label values (each one a time series kept forever).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_request_series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def observe_request(method: str, endpoint: str, status: int, seconds: float) -> None:
+    """Count one API request and its latency. `endpoint` must be a route pattern (bounded)."""
+    method = method if method in KNOWN_METHODS else "other"
+    key = (method, endpoint, str(status))
+    series = _request_series.get(key)
+    if series is None:  # `labels()` validates and locks on every call: resolve each series once
+        series = (HTTP_REQUESTS.labels(*key), HTTP_LATENCY.labels(method, endpoint))
+        _request_series[key] = series
+    series[0].inc()
+    series[1].observe(seconds)
+
+
 ERRORS = Counter("api_errors_total", "Problem responses by stable code", ["code", "status"])
 TRANSACTIONS = Counter(
     "wallet_transactions_total", "Transactions reaching a state", ["kind", "status"]

@@ -29,8 +29,7 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-    metrics.HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-    metrics.HTTP_LATENCY.labels(request.method, endpoint).observe(elapsed)
+    metrics.observe_request(request.method, endpoint, response.status_code, elapsed)
     principal = g.get("principal")
     log.info(
         "%s %s %s",

@@ -116,7 +116,7 @@ def test_a_known_user_reaches_the_view_without_a_database_statement(client, db, 
     assert known == []
 
 
-def test_the_token_is_decoded_once_per_request(client, user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_limiter_and_authentication_share_one_token_check(client, user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import jwt
 
     decoded, original = [], jwt.decode
@@ -126,8 +126,11 @@ def test_the_token_is_decoded_once_per_request(client, user, monkeypatch) -> Non
         return original(*args, **kwargs)
 
     monkeypatch.setattr(jwt, "decode", spy)
-    assert client.get("/api/wallet", headers=auth(user)).status_code == 200
+    headers = auth(user)
+    assert client.get("/api/wallet", headers=headers).status_code == 200
     assert len(decoded) == 1  # the rate limiter's key and authentication share it
+    assert client.get("/api/wallet", headers=headers).status_code == 200
+    assert len(decoded) == 1  # and the process remembers a verified token
     decoded.clear()
     refused = client.get("/api/wallet", headers={"Authorization": "Bearer x"})
     _is_problem(refused, 401, "unauthorized")

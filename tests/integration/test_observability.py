@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import uuid
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
@@ -120,3 +121,28 @@ def test_metrics_can_require_a_token(config) -> None:  # type: ignore[no-untyped
     assert protected.get("/metrics").status_code == 401
     ok = protected.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
     assert ok.status_code == 200 and b"http_requests_total" in ok.data
+
+
+def test_unknown_methods_are_counted_as_other_without_new_label_values(client) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    before = _sample("http_requests_total", method="other", endpoint="unmatched", status="405")
+    for method in ("PROBE1", "PROBE2"):
+        assert client.open("/healthz", method=method).status_code == 405
+    after = _sample("http_requests_total", method="other", endpoint="unmatched", status="405")
+    assert after == before + 2
+    methods = {
+        sample.labels["method"]
+        for metric in REGISTRY.collect()
+        if metric.name in ("http_requests", "http_request_duration_seconds")
+        for sample in metric.samples
+    }
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
+def test_a_value_json_cannot_encode_natively_still_makes_a_json_line() -> None:
+    record = logging.makeLogRecord({"msg": "big", "levelname": "INFO", "name": "x"})
+    record.huge = 2**70
+    record.amount = Decimal("1.500000")
+    out = json.loads(logs.JsonFormatter().format(record))
+    assert out["huge"] == 2**70 and out["amount"] == "1.500000"

@@ -1,3 +1,4 @@
+import time
 import uuid
 from datetime import timedelta
 
@@ -41,3 +42,15 @@ def test_role_defaults_to_user() -> None:
 def test_invalid_tokens_are_refused(token: str) -> None:
     with pytest.raises(AuthenticationError):
         decode_token(SECRET, token, leeway=0)
+
+
+def test_a_token_is_verified_once_and_its_expiry_checked_at_every_use(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    user_id, calls, original = uuid.uuid4(), [], jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(a) or original(*a, **k))
+    token = issue_token(SECRET, user_id, ttl=timedelta(minutes=1))
+    assert decode_token(SECRET, token, leeway=0) == (user_id, "user")
+    assert decode_token(SECRET, token, leeway=0) == (user_id, "user")
+    assert len(calls) == 1
+    with pytest.raises(AuthenticationError, match="expired"):
+        decode_token(SECRET, token, leeway=0, now=time.time() + 61)
+    assert decode_token(SECRET, token, leeway=30, now=time.time() + 61) == (user_id, "user")
