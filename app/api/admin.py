@@ -28,7 +28,7 @@ SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 @bp.route("/webhooks", methods=["GET"])
 @requires("admin")
-@bp.arguments(WebhookQuerySchema, location="query")
+@bp.arguments(WebhookQuerySchema(), location="query")
 @bp.response(200, WebhookPageSchema)
 @bp.doc(security=SECURITY)
 def list_webhooks(args: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def list_webhooks(args: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/transactions", methods=["GET"])
 @requires("admin")
-@bp.arguments(AdminTransactionQuerySchema, location="query")
+@bp.arguments(AdminTransactionQuerySchema(), location="query")
 @bp.response(200, AdminTransactionPageSchema)
 @bp.doc(security=SECURITY)
 def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def reject_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
 
 @bp.route("/audit", methods=["GET"])
 @requires("admin")
-@bp.arguments(AuditQuerySchema, location="query")
+@bp.arguments(AuditQuerySchema(), location="query")
 @bp.response(200, AuditPageSchema)
 @bp.doc(security=SECURITY)
 def list_audit(args: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ def _caller() -> Caller:
 
 @bp.route("/deposits", methods=["POST"])
 @requires("user", "admin")
-@bp.arguments(DepositRequestSchema)
+@bp.arguments(DepositRequestSchema())
 @bp.response(201, DepositResponseSchema)
 @bp.doc(security=SECURITY)
 def create_deposit(args: dict[str, Any]) -> Any:
@@ -44,7 +44,7 @@ def create_deposit(args: dict[str, Any]) -> Any:
 
 @bp.route("/withdrawals", methods=["POST"])
 @requires("user", "admin")
-@bp.arguments(WithdrawalRequestSchema)
+@bp.arguments(WithdrawalRequestSchema())
 @bp.response(202, SubmissionResponseSchema)
 @bp.doc(
     security=SECURITY,

@@ -32,7 +32,7 @@ REQUEST_ID_MAX = 128
 
 @bp.route("/challenge", methods=["POST"])
 @requires(*WALLET_ROLES)
-@bp.arguments(ChallengeRequestSchema)
+@bp.arguments(ChallengeRequestSchema())
 @bp.response(201, ChallengeResponseSchema)
 @bp.doc(security=SECURITY)
 def challenge(args: dict[str, Any]) -> Challenge:
@@ -44,7 +44,7 @@ def challenge(args: dict[str, Any]) -> Challenge:
 
 @bp.route("/connect", methods=["POST"])
 @requires(*WALLET_ROLES)
-@bp.arguments(ConnectRequestSchema)
+@bp.arguments(ConnectRequestSchema())
 @bp.response(200, ConnectResponseSchema)
 @bp.doc(security=SECURITY)
 def connect(args: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def connect(args: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/disconnect", methods=["POST"])
 @requires(*WALLET_ROLES)
-@bp.arguments(DisconnectRequestSchema)
+@bp.arguments(DisconnectRequestSchema())
 @bp.response(200, DisconnectResponseSchema)
 @bp.doc(security=SECURITY)
 def disconnect(args: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ DOC = {
 
 @bp.route("/charges", methods=["POST"])
 @requires("service")
-@bp.arguments(ChargeRequestSchema)
+@bp.arguments(ChargeRequestSchema())
 @bp.response(202, SubmissionResponseSchema)
 @bp.doc(**DOC)
 def charge(args: dict[str, Any]) -> Any:
@@ -55,7 +55,7 @@ def charge(args: dict[str, Any]) -> Any:
 
 @bp.route("/rewards", methods=["POST"])
 @requires("service")
-@bp.arguments(RewardRequestSchema)
+@bp.arguments(RewardRequestSchema())
 @bp.response(202, RewardResponseSchema)
 @bp.doc(**DOC)
 def reward(args: dict[str, Any]) -> Any:
@@ -75,7 +75,7 @@ def reward(args: dict[str, Any]) -> Any:
 
 @bp.route("/refunds", methods=["POST"])
 @requires("service")
-@bp.arguments(RefundRequestSchema)
+@bp.arguments(RefundRequestSchema())
 @bp.response(202, SubmissionResponseSchema)
 @bp.doc(**DOC)
 def refund(args: dict[str, Any]) -> Any:

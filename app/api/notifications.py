@@ -52,7 +52,7 @@ class ReadAllSchema(ma.Schema):
 
 @bp.route("", methods=["GET"])
 @requires(*ROLES)
-@bp.arguments(NotificationQuerySchema, location="query")
+@bp.arguments(NotificationQuerySchema(), location="query")
 @bp.response(200, NotificationPageSchema)
 @bp.doc(security=SECURITY)
 def list_notifications(args: dict[str, Any]) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def get_settings() -> dict[str, Any]:
 
 @bp.route("/settings", methods=["PUT"])
 @requires(*SETTINGS_ROLES)
-@bp.arguments(SettingsRequestSchema)
+@bp.arguments(SettingsRequestSchema())
 @bp.response(200, SettingsSchema)
 @bp.doc(security=SECURITY)
 def put_settings(args: dict[str, Any]) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def overview_body(
 
 @bp.route("/transfer", methods=["POST"])
 @requires(*WALLET_ROLES)
-@bp.arguments(TransferRequestSchema)
+@bp.arguments(TransferRequestSchema())
 @bp.response(202, SubmissionResponseSchema)
 @bp.alt_response(200, schema=SubmissionResponseSchema, description="Settled within Prefer: wait")
 @bp.doc(
@@ -120,7 +120,7 @@ def transfer(args: dict[str, Any]) -> Any:
 
 @bp.route("/transactions", methods=["GET"])
 @requires(*WALLET_ROLES)
-@bp.arguments(TransactionQuerySchema, location="query")
+@bp.arguments(TransactionQuerySchema(), location="query")
 @bp.response(200, TransactionPageSchema)
 @bp.doc(security=SECURITY)
 def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
