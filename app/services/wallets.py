@@ -67,8 +67,11 @@ class Provisioner:
             if wallet_id is not None:
                 self._known.move_to_end(user_id)
                 return wallet_id
-        with self._db.transaction() as session:
-            wallet_id = ensure_user_wallet(session, user_id, role)
+        with self._db.statement() as conn:  # known to the database, just not to this process
+            wallet_id = conn.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
+        if wallet_id is None:
+            with self._db.transaction() as session:
+                wallet_id = ensure_user_wallet(session, user_id, role)
         with self._lock:
             self._known[user_id] = wallet_id
             if len(self._known) > self._capacity:
