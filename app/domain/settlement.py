@@ -82,6 +82,14 @@ class Outcome:
     status: Status
     reason: FailureReason | FraudReason | None = None
     stage: str | None = None
+    # The transaction decided, for the writer (kind, amount, counterparties); not part of the
+    # outcome's identity.
+    tx: PendingTx | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def posted(self) -> bool:
+        """Whether the ledger moved: two postings follow it in `BatchResult.postings`."""
+        return self.status is Status.COMPLETED or self.stage == ON_CHAIN
 
 
 @dataclass(frozen=True)
@@ -189,7 +197,7 @@ def _settle_one(
         assert screen is not None
         screen.held(tx.debit_wallet_id, tx.amount)
         debit.held += tx.amount  # and it stays reserved
-        result.outcomes.append(Outcome(tx.id, Status.HELD, hold))
+        result.outcomes.append(Outcome(tx.id, Status.HELD, hold, tx=tx))
         result.holds.append(Hold(tx, hold, debit.user_id, credit.user_id))
         if result.notify_outcomes:
             _notify(result, tx, Status.HELD, debit, credit, hold.value)
@@ -197,7 +205,7 @@ def _settle_one(
     debit.release(tx.amount)
     reason = failure_reason(debit, credit, tx.amount)
     if reason is not None:
-        result.outcomes.append(Outcome(tx.id, Status.FAILED, reason))
+        result.outcomes.append(Outcome(tx.id, Status.FAILED, reason, tx=tx))
         if result.notify_outcomes:
             _notify(result, tx, Status.FAILED, debit, credit, reason.value)
         return
@@ -208,9 +216,9 @@ def _settle_one(
     result.touched.add(credit.id)
     if tx.kind == Kind.WITHDRAWAL.value:
         # Debited in the ledger, in seq order; it completes once the chain transfer is final.
-        result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=ON_CHAIN))
+        result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=ON_CHAIN, tx=tx))
     else:
-        result.outcomes.append(Outcome(tx.id, Status.COMPLETED))
+        result.outcomes.append(Outcome(tx.id, Status.COMPLETED, tx=tx))
         if result.notify_outcomes:
             _notify(result, tx, Status.COMPLETED, debit, credit, None)
     result.postings.append(Posting(tx.id, debit.id, -tx.amount, debit.balance))
@@ -243,7 +251,7 @@ def reject_held(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchRe
     debit.held -= tx.amount
     debit.release(tx.amount)
     result = BatchResult(touched={debit.id})
-    result.outcomes.append(Outcome(tx.id, Status.FAILED, FailureReason.REJECTED))
+    result.outcomes.append(Outcome(tx.id, Status.FAILED, FailureReason.REJECTED, tx=tx))
     _notify(result, tx, Status.FAILED, debit, credit, FailureReason.REJECTED.value)
     return result
 

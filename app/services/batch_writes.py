@@ -1,11 +1,25 @@
-"""The writes of a settled batch, set-based: each statement takes the whole batch as one JSON
-document (`jsonb_to_recordset`), and audit entries and the users' outcome notifications are
-derived in the database from the rows just written — no per-transaction Python work while the
-batch holds its wallet locks."""
+"""The writes of a decided batch, in three statements, the wallets locked only for the last one.
+
+1. Statuses (compare-and-set on PENDING) and audit entries: they need no wallet lock.
+2. Lock the batch's wallets in id order (`FOR NO KEY UPDATE`) and compare them with what the
+   batch decided on (`ReadState`). Between the read and the lock, other jobs may only have made
+   `balance - held` larger (credits from other shards, an admin's release or rejection of a
+   held debit); anything else — `settled_seq` moved under a wallet this batch debits, a wallet
+   (de)activated, less money — is a `ConcurrentChangeError` and the batch rolls back.
+3. Balances, ledger entries and outcome notifications: the batch's changes are applied on top of
+   the locked values (each wallet's entries continue from its balance as locked, so the running
+   `balance_after` chain stays exact), in one statement with data-modifying CTEs.
+
+Each statement takes its rows as one JSON document (`jsonb_to_recordset`) carrying what it
+needs, so nothing the batch already knows is read back. Holding the wallet locks only for the
+last statement is what lets two shards that credit the same (popular) wallets settle in
+parallel instead of one after the other."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -17,39 +31,23 @@ from app.domain.settlement import BatchResult, WalletState
 
 
 class ConcurrentChangeError(RuntimeError):
-    """A compare-and-set found a transaction no longer PENDING: roll the batch back."""
+    """A transaction was no longer PENDING, or a wallet changed in a way the batch's decisions
+    did not allow for: roll the batch back."""
 
 
-_UPDATE_TRANSACTIONS = text(
-    """
-    UPDATE transactions AS t
-       SET status = v.status,
-           stage = v.stage,
-           failure_reason = v.reason,
-           updated_at = now(),
-           completed_at = CASE WHEN v.status = 'completed' THEN now() END
-      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-           AS v(id uuid, status text, reason text, stage text)
-     WHERE t.id = v.id AND t.status = 'pending' AND t.stage IS NULL
-    """
-)
-_INSERT_POSTINGS = text(
-    """
-    INSERT INTO ledger_entries (transaction_id, wallet_id, amount, balance_after)
-    SELECT t, w, a, b FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-                           AS v(t uuid, w uuid, a numeric, b numeric)
-    """
-)
-_UPDATE_WALLETS = text(
-    """
-    UPDATE wallets AS w
-       SET balance = v.balance, released_total = v.released, settled_seq = v.settled_seq,
-           held = v.held
-      FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-           AS v(id uuid, balance numeric, released numeric, settled_seq bigint, held numeric)
-     WHERE w.id = v.id
-    """
-)
+@dataclass(frozen=True, slots=True)
+class ReadState:
+    """A wallet as the batch read it (unlocked), before the domain changed it."""
+
+    balance: Decimal
+    held: Decimal
+    released: Decimal
+    settled_seq: int
+    is_active: bool
+
+    @classmethod
+    def of(cls, w: WalletState) -> ReadState:
+        return cls(w.balance, w.held, w.released, w.settled_seq, w.is_active)
 
 
 def _sql_text(value: str | None) -> str:
@@ -60,122 +58,203 @@ _OUTCOME_KIND_ROWS = ", ".join(
     f"({_sql_text(kind)}, {_sql_text(status)}, {_sql_text(debit)}, {_sql_text(credit)})"
     for (kind, status), (debit, credit) in OUTCOME_KINDS.items()
 )
-_RECORD_OUTCOMES = text(
-    f"""
-    WITH settled AS (
-        SELECT t.id, t.kind, t.status, t.stage, t.failure_reason, t.amount,
-               t.debit_wallet_id, t.credit_wallet_id
-          FROM transactions t
-         WHERE t.id IN (SELECT CAST(value AS uuid)
-                          FROM jsonb_array_elements_text(CAST(:ids AS jsonb)))
+_SETTLE_STATUSES = text(
+    """
+    WITH v AS MATERIALIZED (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+               AS v(id uuid, kind text, status text, reason text, stage text, n bigint)
+    ), settled AS (
+        UPDATE transactions AS t
+           SET status = v.status,
+               stage = v.stage,
+               failure_reason = v.reason,
+               updated_at = now(),
+               completed_at = CASE WHEN v.status = 'completed' THEN now() END
+          FROM v
+         WHERE t.id = v.id AND t.status = 'pending' AND t.stage IS NULL
+        RETURNING t.id
     ), audited AS (
         INSERT INTO audit_log (action, target, details, request_id)
-        SELECT s.kind || '.' || COALESCE(s.stage, s.status), s.id::text,
-               jsonb_build_object('reason', s.failure_reason), CAST(:request_id AS text)
-          FROM settled s
-    ), told AS (
-        INSERT INTO notifications (user_id, kind, transaction_id, amount, data, webhook_status,
-                                   webhook_next_at)
-        SELECT w.user_id, side.kind, s.id, side.amount,
-               jsonb_build_object('status', s.status, 'failure_reason', s.failure_reason,
-                                  'balance_after', COALESCE(e.balance_after, w.balance)::text),
-               CAST(:webhook AS text),
-               CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE now() END
-          FROM settled s
-          JOIN (VALUES {_OUTCOME_KIND_ROWS}) AS k(tx_kind, status, debit_kind, credit_kind)
-            ON k.tx_kind = s.kind AND k.status = s.status
-         CROSS JOIN LATERAL (VALUES (s.debit_wallet_id, k.debit_kind, -s.amount),
-                                    (s.credit_wallet_id, k.credit_kind, s.amount))
-               AS side(wallet_id, kind, amount)
-          JOIN wallets w ON w.id = side.wallet_id AND w.kind = 'user'
-          LEFT JOIN ledger_entries e
-            ON e.transaction_id = s.id AND e.wallet_id = side.wallet_id
-         WHERE side.kind IS NOT NULL
-        RETURNING id, user_id
+        SELECT v.kind || '.' || COALESCE(v.stage, v.status), v.id::text,
+               jsonb_build_object('reason', v.reason), CAST(:request_id AS text)
+          FROM v
+         ORDER BY v.n
     )
-    -- One row per user told: enough to wake their streams (and every id for webhooks).
-    SELECT user_id, max(id) AS newest,
-           CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE array_agg(id) END AS ids
-      FROM told GROUP BY user_id
+    SELECT count(*) FROM settled
     """
 )
-# Per sender: debits (completed, or withdrawals debited and on their way on-chain) and holds of
-# the screened kinds created in the last hour; and the last :window debits. The predicates repeat
-# the one of `ix_transactions_screened_debits` so both lookups walk that index.
-
-
-def write(conn: Connection, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
-    """Statuses, postings and balances of a decided batch: three set-based statements."""
-    updated = conn.execute(
-        _UPDATE_TRANSACTIONS,
-        {
-            "rows": json_rows(
-                [
-                    {
-                        "id": o.transaction_id,
-                        "status": o.status.value,
-                        "reason": o.reason.value if o.reason else None,
-                        "stage": o.stage,
-                    }
-                    for o in result.outcomes
-                ]
-            )
-        },
-    ).rowcount
-    if updated != len(result.outcomes):
-        raise ConcurrentChangeError(f"{updated} of {len(result.outcomes)} still pending")
-    if result.postings:
-        conn.execute(
-            _INSERT_POSTINGS,
-            {
-                "rows": json_rows(
-                    [
-                        {
-                            "t": p.transaction_id,
-                            "w": p.wallet_id,
-                            "a": p.amount,
-                            "b": p.balance_after,
-                        }
-                        for p in result.postings
-                    ]
-                )
-            },
-        )
-    touched = [wallets[w] for w in sorted(result.touched)]
-    conn.execute(
-        _UPDATE_WALLETS,
-        {
-            "rows": json_rows(
-                [
-                    {
-                        "id": w.id,
-                        "balance": w.balance,
-                        "released": w.released,
-                        "settled_seq": w.settled_seq,
-                        "held": w.held,
-                    }
-                    for w in touched
-                ]
-            )
-        },
+_LOCK_WALLETS = text(
+    """
+    SELECT id, balance, held, released_total, settled_seq, is_active
+      FROM wallets
+     WHERE id = ANY(CAST(:ids AS uuid[]))
+     ORDER BY id
+       FOR NO KEY UPDATE
+    """
+)
+_POST = text(
+    f"""
+    WITH v AS MATERIALIZED (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+               AS v(id uuid, kind text, status text, reason text, amount numeric,
+                    dw uuid, cw uuid, du uuid, cu uuid, db numeric, cb numeric, posted boolean,
+                    n bigint)
+    ), posted AS (
+        INSERT INTO ledger_entries (transaction_id, wallet_id, amount, balance_after)
+        SELECT v.id, p.wallet_id, p.amount, p.balance_after
+          FROM v
+         CROSS JOIN LATERAL (VALUES (1, v.dw, -v.amount, v.db), (2, v.cw, v.amount, v.cb))
+               AS p(i, wallet_id, amount, balance_after)
+         WHERE v.posted
+         ORDER BY v.n, p.i
+    ), balanced AS (
+        UPDATE wallets AS w
+           SET balance = b.balance, released_total = b.released, settled_seq = b.settled_seq,
+               held = b.held
+          FROM jsonb_to_recordset(CAST(:wallets AS jsonb))
+               AS b(id uuid, balance numeric, released numeric, settled_seq bigint, held numeric)
+         WHERE w.id = b.id
+    ), told AS (
+        -- the users (never system wallets: `du`/`cu` are null for them) each outcome concerns;
+        -- balance_after is the side's ledger entry, or its balance when nothing moved
+        INSERT INTO notifications (user_id, kind, transaction_id, amount, data, webhook_status,
+                                   webhook_next_at)
+        SELECT side.user_id, side.kind, v.id, side.amount,
+               jsonb_build_object('status', v.status, 'failure_reason', v.reason,
+                                  'balance_after', CAST(side.balance AS numeric(18, 6))::text),
+               CAST(:webhook AS text),
+               CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE now() END
+          FROM v
+          JOIN (VALUES {_OUTCOME_KIND_ROWS}) AS k(tx_kind, status, debit_kind, credit_kind)
+            ON k.tx_kind = v.kind AND k.status = v.status
+         CROSS JOIN LATERAL (VALUES (1, v.du, k.debit_kind, -v.amount, v.db),
+                                    (2, v.cu, k.credit_kind, v.amount, v.cb))
+               AS side(i, user_id, kind, amount, balance)
+         WHERE side.kind IS NOT NULL AND side.user_id IS NOT NULL
+         ORDER BY v.n, side.i
+        RETURNING id, user_id
+    ), pushed AS (
+        -- one row per user told: enough to wake their streams; every id for webhooks
+        SELECT user_id, max(id) AS id FROM told
+         WHERE CAST(:webhook AS text) IS NULL GROUP BY user_id
+        UNION ALL
+        SELECT user_id, id FROM told WHERE CAST(:webhook AS text) IS NOT NULL
     )
+    SELECT array_agg(pushed.user_id) AS users, array_agg(pushed.id) AS ids FROM pushed
+    """
+)
 
 
-def record_outcomes(
-    conn: Connection, result: BatchResult, *, webhooks: bool
+def write(
+    conn: Connection,
+    wallets: dict[uuid.UUID, WalletState],
+    read: dict[uuid.UUID, ReadState],
+    result: BatchResult,
+    *,
+    webhooks: bool,
 ) -> list[tuple[int, uuid.UUID]]:
-    """Audit entries and outcome notifications for the batch; returns (newest notification id,
-    user) per user told — or every id when webhooks are on — to push after commit."""
-    told: Any = conn.execute(
-        _RECORD_OUTCOMES,
+    """Write a batch the domain decided on `read` (the wallets as read, unlocked) and left in
+    `wallets`. Returns (notification id, user) to push after commit: the newest per user told,
+    or every one when webhooks are on. Raises `ConcurrentChangeError` (the caller rolls back)."""
+    request_id = logs.request_id.get()
+    statuses = []
+    for n, o in enumerate(result.outcomes):
+        assert o.tx is not None
+        statuses.append(
+            {
+                "id": o.transaction_id,
+                "kind": o.tx.kind,
+                "status": o.status.value,
+                "reason": o.reason.value if o.reason else None,
+                "stage": o.stage,
+                "n": n,
+            }
+        )
+    settled = conn.scalar(_SETTLE_STATUSES, {"rows": json_rows(statuses), "request_id": request_id})
+    if settled != len(result.outcomes):
+        raise ConcurrentChangeError(f"{settled} of {len(result.outcomes)} still pending")
+
+    locked = _lock(conn, wallets, read, result)
+    # What other jobs added between the read and the lock (zero unless a wallet was credited,
+    # or a hold on it decided, meanwhile): the batch's changes apply on top of it.
+    offsets = {w: row.balance - read[w].balance for w, row in locked.items()}
+    balances = {w: wallets[w].balance + offset for w, offset in offsets.items()}
+    postings = iter(result.postings)
+    rows = []
+    for n, o in enumerate(result.outcomes):
+        tx = o.tx
+        assert tx is not None
+        debit, credit = tx.debit_wallet_id, tx.credit_wallet_id
+        posted = o.posted
+        if posted:
+            # `settle_batch` appends a posted outcome's two postings (debit, credit) after it
+            debit_balance = next(postings).balance_after + offsets[debit]
+            credit_balance = next(postings).balance_after + offsets[credit]
+        else:
+            debit_balance, credit_balance = balances[debit], balances[credit]
+        rows.append(
+            {
+                "id": tx.id,
+                "kind": tx.kind,
+                "status": o.status.value,
+                "reason": o.reason.value if o.reason else None,
+                "amount": tx.amount,
+                "dw": debit,
+                "cw": credit,
+                "du": wallets[debit].notified_user,
+                "cu": wallets[credit].notified_user,
+                "db": debit_balance,
+                "cb": credit_balance,
+                "posted": posted,
+                "n": n,  # settlement order: entries and notifications get ids in it
+            }
+        )
+    touched = []
+    for wallet_id in sorted(result.touched):
+        w, before, now = wallets[wallet_id], read[wallet_id], locked[wallet_id]
+        touched.append(
+            {
+                "id": wallet_id,
+                "balance": balances[wallet_id],
+                "released": w.released + (now.released_total - before.released),
+                "settled_seq": max(w.settled_seq, now.settled_seq),
+                "held": w.held + (now.held - before.held),
+            }
+        )
+    told = conn.execute(
+        _POST,
         {
-            "ids": json_rows([o.transaction_id for o in result.outcomes]),
-            "request_id": logs.request_id.get(),
+            "rows": json_rows(rows),
+            "wallets": json_rows(touched),
+            "request_id": request_id,
             "webhook": "pending" if webhooks else None,
         },
-    ).all()
-    return [
-        (notification_id, row.user_id)
-        for row in told
-        for notification_id in (row.ids or [row.newest])
-    ]
+    ).one()
+    return list(zip(told.ids or [], told.users or [], strict=True))
+
+
+def _lock(
+    conn: Connection,
+    wallets: dict[uuid.UUID, WalletState],
+    read: dict[uuid.UUID, ReadState],
+    result: BatchResult,
+) -> dict[uuid.UUID, Any]:
+    """Lock every wallet the batch's outcomes name, in id order (no deadlocks between jobs, none
+    with submissions, which lock only their counters row), and check that what changed since
+    the read leaves the batch's decisions valid."""
+    ids = sorted(
+        {o.tx.debit_wallet_id for o in result.outcomes if o.tx}
+        | {o.tx.credit_wallet_id for o in result.outcomes if o.tx}
+    )
+    locked = {row.id: row for row in conn.execute(_LOCK_WALLETS, {"ids": ids})}
+    for wallet_id, now in locked.items():
+        w, before = wallets[wallet_id], read[wallet_id]
+        if now.is_active != before.is_active:
+            raise ConcurrentChangeError(f"wallet {wallet_id} (de)activated meanwhile")
+        if w.settled_seq != before.settled_seq and now.settled_seq != before.settled_seq:
+            raise ConcurrentChangeError(f"wallet {wallet_id} settled elsewhere meanwhile")
+        if not w.may_go_negative and now.balance - now.held < before.balance - before.held:
+            raise ConcurrentChangeError(f"wallet {wallet_id} has less available meanwhile")
+    if len(locked) != len(ids):
+        raise ConcurrentChangeError("a wallet disappeared meanwhile")
+    return locked
