@@ -251,7 +251,11 @@ def _lock(
         w, before = wallets[wallet_id], read[wallet_id]
         if now.is_active != before.is_active:
             raise ConcurrentChangeError(f"wallet {wallet_id} (de)activated meanwhile")
-        if w.settled_seq != before.settled_seq and now.settled_seq != before.settled_seq:
+        # Only the wallets this batch debits had their balance decide anything; a wallet it only
+        # credits may meanwhile have been debited by its own shard's job, which is fine.
+        if w.settled_seq == before.settled_seq:
+            continue
+        if now.settled_seq != before.settled_seq:
             raise ConcurrentChangeError(f"wallet {wallet_id} settled elsewhere meanwhile")
         if not w.may_go_negative and now.balance - now.held < before.balance - before.held:
             raise ConcurrentChangeError(f"wallet {wallet_id} has less available meanwhile")

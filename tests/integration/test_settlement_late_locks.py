@@ -100,3 +100,33 @@ def test_a_wallet_with_less_money_at_the_lock_rolls_the_batch_back_and_it_is_dec
     assert status_of(db, tx) == "failed"
     assert (balance(db, alice), balance(db, bob)) == (2, 0)
     shrink(8)  # give the test database its ledger back
+
+
+def test_a_recipient_debited_by_its_own_shard_between_the_read_and_the_lock_does_not_roll_back(
+    app: Any, db: Any, wiring: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    alice, carol, alice_shard, carol_shard = _users_in_two_shards(
+        app, wiring.config.settlement_shards
+    )
+    dave = uuid.uuid4()
+    fund(app, alice, "10")
+    fund(app, carol, "10")
+    provision(app, dave)
+    [to_carol] = record_unchecked(app, alice, carol, [Decimal(3)])
+    [carol_pays] = record_unchecked(app, carol, dave, [Decimal(6)])
+
+    def carols_shard_settles_her_debit() -> None:  # her available money shrinks meanwhile
+        worker = threading.Thread(target=settlement.run_shard, args=(wiring, carol_shard))
+        worker.start()
+        worker.join(30)
+
+    _before_the_lock(monkeypatch, carols_shard_settles_her_debit)
+    settlement.run_shard(wiring, alice_shard)
+
+    # A credit never depends on the recipient's balance: the batch must not be rolled back
+    # (that would send the shard wallet by wallet and count attempts against good transfers).
+    assert "concurrent change while settling shard" not in caplog.text
+    assert status_of(db, to_carol) == "completed" and status_of(db, carol_pays) == "completed"
+    assert (balance(db, alice), balance(db, carol), balance(db, dave)) == (7, 7, 6)
+    with db.transaction() as session:
+        assert check(session) == []
