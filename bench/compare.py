@@ -5,6 +5,7 @@ over gunicorn.conf.py), one line each: POST /api/wallet/transfer and GET /api/wa
 from __future__ import annotations
 
 import importlib.util
+import os
 
 from bench import api_stack, load
 from bench.api_stack import ApiRig
@@ -15,12 +16,18 @@ MODELS = [
     "-k gthread -w 4 --threads 8",
     "-k gthread -w 2 --threads 16",
     "-k gevent -w 4 --worker-connections 1000",
+    # Keep-alive connections stay with the gevent worker that accepted them, and one greedy
+    # accept loop can take most of them; without keep-alive every request is accepted anew by
+    # whichever worker is free, with SO_REUSEPORT the kernel spreads them over the workers.
+    "-k gevent -w 4 --worker-connections 1000 --keep-alive 0",
+    "-k gevent -w 4 --worker-connections 1000 --reuse-port",
 ]
+_ONLY = os.environ.get("BENCH_MODELS")  # "a|b": compare only these (for quick A/B runs)
 
 
 def run(rig: ApiRig, seconds: int) -> None:
     print(f"{'server':<42} {'POST req/s':>10} {'p99 ms':>8} {'GET req/s':>10} {'p99 ms':>8}")
-    for model in MODELS:
+    for model in _ONLY.split("|") if _ONLY else MODELS:
         if "gevent" in model and importlib.util.find_spec("gevent") is None:
             print(f"{model:<42} skipped: gevent is not installed", flush=True)
             continue
