@@ -36,7 +36,7 @@ class Config:
     # Transfers
     max_transfer_amount: Decimal = Decimal("1000000")
     default_low_balance_threshold: Decimal = Decimal("10")
-    settlement_shards: int = 8
+    settlement_shards: int = 2  # match the worker processes consuming the settlement queue
     settlement_batch_size: int = 5000
     settlement_max_attempts: int = 5
     settlement_job_seconds: float = 5.0
@@ -88,6 +88,9 @@ class Config:
     sse_max_streams_per_user: int = 5
     sse_stream_lifetime_seconds: float = 300.0
     sse_catch_up_seconds: float = 5.0
+    # A shard with only a trickle of work: its job waits this long between batches instead of
+    # spinning on one transaction at a time (CPU the request path needs).
+    settlement_linger_seconds: float = 0.05
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -98,7 +101,7 @@ class Config:
             jwt_secret=env.get("JWT_SECRET", cls.jwt_secret),
             max_transfer_amount=_decimal(env, "MAX_TRANSFER_AMOUNT", "1000000"),
             default_low_balance_threshold=_decimal(env, "LOW_BALANCE_THRESHOLD", "10"),
-            settlement_shards=_int(env, "SETTLEMENT_SHARDS", 8),
+            settlement_shards=_int(env, "SETTLEMENT_SHARDS", 2),
             settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 5000),
             settlement_max_attempts=_int(env, "SETTLEMENT_MAX_ATTEMPTS", 5),
             sweeper_interval_seconds=_float(env, "SWEEPER_INTERVAL_SECONDS", 5.0),
@@ -137,6 +140,7 @@ class Config:
             sse_max_streams_per_user=_int(env, "SSE_MAX_STREAMS_PER_USER", 5),
             sse_stream_lifetime_seconds=_float(env, "SSE_STREAM_LIFETIME_SECONDS", 300.0),
             sse_catch_up_seconds=_float(env, "SSE_CATCH_UP_SECONDS", 5.0),
+            settlement_linger_seconds=_float(env, "SETTLEMENT_LINGER_SECONDS", 0.05),
         )
 
     def replace(self, **changes: Any) -> Config:

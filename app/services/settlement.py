@@ -155,6 +155,9 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                 report.more = True
                 wiring.queue.kick_settlement(shard, force=True)
                 return report
+            # Work keeps trickling in: let a batch gather rather than settle one transaction
+            # per round (each round is a handful of statements and a commit).
+            time.sleep(config.settlement_linger_seconds)
 
 
 @contextlib.contextmanager

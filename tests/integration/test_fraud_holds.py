@@ -11,6 +11,7 @@ from sqlalchemy import select, text
 
 from app.models import AuditLog, Transaction
 from app.services import withdrawals
+from app.services.submission import shard_of
 from tests.chain_support import token_balance
 from tests.conftest import auth
 from tests.support import (
@@ -95,7 +96,9 @@ def test_a_large_transfer_to_a_new_recipient_is_held_until_an_admin_releases_it(
     # later debits settle against what remains
     assert _transfer(client, alice, carol, "3000")["status"] == "completed"
     [needs_held_money] = record_unchecked(app, alice, carol, [Decimal("6000")])
-    wiring.queue.kick_settlement(wallet(db, alice).id.int % 8, force=True)
+    wiring.queue.kick_settlement(
+        shard_of(wallet(db, alice).id, wiring.config.settlement_shards), force=True
+    )
     wait_settled(db, [needs_held_money])
     with db.transaction() as session:
         failed = session.get(Transaction, needs_held_money)

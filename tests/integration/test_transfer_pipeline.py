@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.models import LedgerEntry, Transaction
+from app.services.submission import shard_of
 from tests.conftest import auth
 from tests.support import (
     balance,
@@ -122,7 +123,10 @@ def test_insufficient_balance_at_settlement_fails_and_leaves_balances_unchanged(
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "5")
     [tx_id] = record_unchecked(app, alice, bob, [Decimal("8")])
-    app.extensions["wallet"].queue.kick_settlement(wallet(db, alice).id.int % 8, force=True)
+    wiring = app.extensions["wallet"]
+    wiring.queue.kick_settlement(
+        shard_of(wallet(db, alice).id, wiring.config.settlement_shards), force=True
+    )
     wait_settled(db, [tx_id])
     with db.transaction() as session:
         tx = session.get(Transaction, tx_id)
