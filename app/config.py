@@ -90,7 +90,7 @@ class Config:
     sse_catch_up_seconds: float = 5.0
     # A shard with only a trickle of work: its job waits this long between batches instead of
     # spinning on one transaction at a time (CPU the request path needs).
-    settlement_linger_seconds: float = 0.05
+    settlement_linger_seconds: float = 0.1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -140,7 +140,7 @@ class Config:
             sse_max_streams_per_user=_int(env, "SSE_MAX_STREAMS_PER_USER", 5),
             sse_stream_lifetime_seconds=_float(env, "SSE_STREAM_LIFETIME_SECONDS", 300.0),
             sse_catch_up_seconds=_float(env, "SSE_CATCH_UP_SECONDS", 5.0),
-            settlement_linger_seconds=_float(env, "SETTLEMENT_LINGER_SECONDS", 0.05),
+            settlement_linger_seconds=_float(env, "SETTLEMENT_LINGER_SECONDS", 0.1),
         )
 
     def replace(self, **changes: Any) -> Config:
