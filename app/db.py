@@ -66,28 +66,28 @@ class Database:
     def statement(self) -> Iterator[Connection]:
         """A connection for single statements that commit by themselves (one round trip each:
         accepting a request is one server-side call; reads are one query)."""
-        try:
-            with self.autocommit_engine.connect() as conn:
-                yield conn
-        except OperationalError as exc:
-            if _is_connection_error(exc):
-                raise ServiceUnavailableError("database unavailable") from exc
-            raise
+        with _unavailable_when_unreachable(), self.autocommit_engine.connect() as conn:
+            yield conn
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """The unit of work: one database transaction, committed on success, rolled back on error.
         An unreachable database surfaces as `ServiceUnavailableError` (503), not a stack trace."""
-        try:
-            with self.sessions.begin() as session:
-                yield session
-        except OperationalError as exc:
-            if _is_connection_error(exc):
-                raise ServiceUnavailableError("database unavailable") from exc
-            raise
+        with _unavailable_when_unreachable(), self.sessions.begin() as session:
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _unavailable_when_unreachable() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        if _is_connection_error(exc):
+            raise ServiceUnavailableError("database unavailable") from exc
+        raise
 
 
 def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
