@@ -98,8 +98,8 @@ class Recorded:
 
 
 def shard_of(wallet_id: uuid.UUID, shards: int) -> int:
-    """The settlement shard of a debit wallet: its id's low 32 bits modulo the shard count (the
-    database's `shard_of()` computes the same, migration 0007)."""
+    """The settlement shard of a debit wallet: its id's low 32 bits modulo the shard count
+    (`accept_transactions` computes the same in the database, migration 0007)."""
     return int.from_bytes(wallet_id.bytes[12:], "big") % shards
 
 
@@ -144,6 +144,7 @@ def _params(submission: Submission, ids: list[uuid.UUID], shards: int) -> dict[s
     }
 
 
+REFUSED = "WL001"
 _REFUSALS: dict[str, type[WalletError]] = {
     error.code: error
     for error in (
@@ -168,9 +169,6 @@ def _refusals() -> Iterator[None]:
             raise
         diag = error.diag
         raise _refusal(diag.message_primary or "", diag.message_detail, diag.message_hint) from None
-
-
-REFUSED = "WL001"
 
 
 def _refusal(code: str, detail: str | None, hint: str | None) -> WalletError:
