@@ -203,16 +203,17 @@ def submit(
     owner_id: uuid.UUID,
     key: str,
     digest: str,
-    reply: Callable[[list[uuid.UUID]], Reply],
+    reply: Callable[[list[uuid.UUID]], Reply] | None = None,
     wait_seconds: float = 0,
     view_wallet_id: uuid.UUID | None = None,
 ) -> Reply:
     """Accept `submission` once per idempotency key in one database round trip, then kick
-    settlement; a repeated key answers what the first request answered. Optionally wait for the
-    (single) transaction to settle and answer its final state."""
+    settlement; a repeated key answers what the first request answered. `reply` builds the
+    answer from the new transaction ids (default: 202 PENDING for the one transaction).
+    Optionally wait for the (single) transaction to settle and answer its final state."""
     config = wiring.config
     ids = submission.new_ids()
-    accepted = reply(ids)
+    accepted = reply(ids) if reply else pending_reply(ids[0])
     now = datetime.now(UTC)
     params = _params(submission, ids, config.settlement_shards)
     params.update(

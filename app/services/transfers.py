@@ -12,7 +12,7 @@ from app.domain.errors import AmountTooLargeError, SelfTransferError
 from app.domain.money import to_wire
 from app.domain.transactions import Kind, Status
 from app.services.idempotency import Reply
-from app.services.submission import Line, Submission, pending_reply, record, submit
+from app.services.submission import Line, Submission, record, submit
 from app.services.wallets import SystemWallets
 
 
@@ -60,14 +60,9 @@ def transfer(
         owner_id=caller.user_id,
         key=idem.key,
         digest=idem.digest,
-        reply=_pending,
         wait_seconds=wait_seconds,
         view_wallet_id=caller.wallet_id,
     )
-
-
-def _pending(ids: list[uuid.UUID]) -> Reply:
-    return pending_reply(ids[0])
 
 
 def charge(
@@ -88,9 +83,7 @@ def charge(
         service_id,
         debit_user_id=user_id,
     )
-    return submit(
-        wiring, submission, owner_id=service_id, key=idem.key, digest=idem.digest, reply=_pending
-    )
+    return submit(wiring, submission, owner_id=service_id, key=idem.key, digest=idem.digest)
 
 
 @dataclass(frozen=True)
@@ -152,9 +145,7 @@ def refund(
     submission = Submission(
         Kind.REFUND, [], service_id, refund_of=transaction_id, refund_amount=amount
     )
-    return submit(
-        wiring, submission, owner_id=service_id, key=idem.key, digest=idem.digest, reply=_pending
-    )
+    return submit(wiring, submission, owner_id=service_id, key=idem.key, digest=idem.digest)
 
 
 def mint(wiring: Wiring, system: SystemWallets, amount: Decimal, note: str | None) -> uuid.UUID:

@@ -25,7 +25,7 @@ from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction
 from app.services import audit, chain_accounts, notifications
 from app.services.idempotency import Reply
-from app.services.submission import Line, Submission, advance_staged, pending_reply, record, submit
+from app.services.submission import Line, Submission, advance_staged, record, submit
 from app.services.transfers import Caller, Idempotency, check_limit
 from app.services.wallets import SystemWallets
 
@@ -51,7 +51,6 @@ def request(
         owner_id=caller.user_id,
         key=idem.key,
         digest=idem.digest,
-        reply=lambda ids: pending_reply(ids[0]),
     )
 
 
