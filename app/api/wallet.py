@@ -22,7 +22,6 @@ from app.api.schemas import (
     TransferRequestSchema,
     WalletOverviewSchema,
 )
-from app.chain.rpc import ChainError
 from app.domain.money import to_wire
 from app.services import deposits, external_balance, history, transfers, wallets
 
@@ -142,12 +141,9 @@ def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
 def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
     """One of this wallet's transactions; anyone else's is 404. A deposit still awaiting payment
     is checked against the chain on the spot."""
-    wallet_id = current_principal().wallet_id
-    found = history.get_transaction(db(), wallet_id, transaction_id)
-    if found.stage != deposits.AWAITING or found.direction != "credit":
-        return found
-    try:
-        deposits.check(wiring(), current_app.extensions["system_wallets"], transaction_id)
-    except ChainError:
-        return found  # the beat watcher will try again; show what we know
-    return history.get_transaction(db(), wallet_id, transaction_id)
+    return deposits.view_own(
+        wiring(),
+        current_app.extensions["system_wallets"],
+        current_principal().wallet_id,
+        transaction_id,
+    )

@@ -27,11 +27,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.bootstrap import Wiring
+from app.chain.rpc import ChainError
 from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet, WalletCounters
-from app.services import audit, chain_accounts, notifications
+from app.services import audit, chain_accounts, history, notifications
 from app.services.submission import Line, Submission, advance_staged, record, shard_of
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
@@ -274,3 +275,19 @@ def open_deposits(wiring: Wiring, *, late: bool = False) -> list[uuid.UUID]:
         else:
             query = query.where(Transaction.stage == AWAITING)
         return list(session.scalars(query.order_by(Transaction.created_at).limit(1000)))
+
+
+def view_own(
+    wiring: Wiring, system: SystemWallets, wallet_id: uuid.UUID, tx_id: uuid.UUID
+) -> history.TransactionView:
+    """One of this wallet's transactions; a deposit of its own still awaiting payment is first
+    checked against the chain on the spot (when the chain is unreachable, the beat watcher tries
+    again and the caller sees what is known)."""
+    found = history.get_transaction(wiring.db, wallet_id, tx_id)
+    if found.stage != AWAITING or found.direction != "credit":
+        return found
+    try:
+        check(wiring, system, tx_id)
+    except ChainError:
+        return found
+    return history.get_transaction(wiring.db, wallet_id, tx_id)
