@@ -42,6 +42,13 @@ def _before_the_lock(monkeypatch: Any, action: Any) -> None:
     monkeypatch.setattr(batch_writes, "_lock", hooked)
 
 
+def _settle_in_another_job(wiring: Any, shard: int) -> None:
+    """Settle `shard` in its own thread and connection, committed before this returns."""
+    worker = threading.Thread(target=settlement.run_shard, args=(wiring, shard))
+    worker.start()
+    worker.join(30)
+
+
 def test_a_credit_committed_between_the_read_and_the_lock_is_kept_and_entries_chain_exactly(
     app: Any, db: Any, wiring: Any, monkeypatch: Any
 ) -> None:
@@ -55,12 +62,7 @@ def test_a_credit_committed_between_the_read_and_the_lock_is_kept_and_entries_ch
     [to_bob] = record_unchecked(app, alice, bob, [Decimal(3)])
     [also_to_bob] = record_unchecked(app, carol, bob, [Decimal(4)])
 
-    def other_shard_settles() -> None:  # in its own thread and connection, committed
-        worker = threading.Thread(target=settlement.run_shard, args=(wiring, carol_shard))
-        worker.start()
-        worker.join(30)
-
-    _before_the_lock(monkeypatch, other_shard_settles)
+    _before_the_lock(monkeypatch, lambda: _settle_in_another_job(wiring, carol_shard))
     settlement.run_shard(wiring, alice_shard)
 
     assert status_of(db, to_bob) == "completed" and status_of(db, also_to_bob) == "completed"
@@ -115,12 +117,8 @@ def test_a_recipient_debited_by_its_own_shard_between_the_read_and_the_lock_does
     [to_carol] = record_unchecked(app, alice, carol, [Decimal(3)])
     [carol_pays] = record_unchecked(app, carol, dave, [Decimal(6)])
 
-    def carols_shard_settles_her_debit() -> None:  # her available money shrinks meanwhile
-        worker = threading.Thread(target=settlement.run_shard, args=(wiring, carol_shard))
-        worker.start()
-        worker.join(30)
-
-    _before_the_lock(monkeypatch, carols_shard_settles_her_debit)
+    # carol's own shard settles her debit: her available money shrinks meanwhile
+    _before_the_lock(monkeypatch, lambda: _settle_in_another_job(wiring, carol_shard))
     settlement.run_shard(wiring, alice_shard)
 
     # A credit never depends on the recipient's balance: the batch must not be rolled back
