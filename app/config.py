@@ -72,7 +72,7 @@ class Config:
     sse_heartbeat_seconds: float = 15.0
     # Encryption at rest: "<kid>:<base64 key>[,…]"; the development default is NOT secret.
     wallet_data_key: str = "dev:ZGV2LW9ubHktd2FsbGV0LWRhdGEta2V5LTMyYnl0ZXM="
-    # Rate limits (Flask-Limiter syntax). Storage defaults to REDIS_URL.
+    # Rate limits ("N/second|minute|hour|day", the `limits` syntax). Storage defaults to REDIS_URL.
     ratelimit_storage_url: str = ""
     rate_limit_default: str = "600/minute"
     rate_limit_money: str = "60/minute"
