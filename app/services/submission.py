@@ -264,18 +264,25 @@ def wait_for_settlement(
                 .where(Transaction.id == tx_id)
             ).one()
         if row.status != Status.PENDING.value:
-            body = dict(pending.body)
-            body.update(
-                success=row.status == Status.COMPLETED.value,
-                status=row.status,
-                balance_after=to_wire(row.balance_after) if row.balance_after is not None else None,
-                failure_reason=row.failure_reason,
-            )
-            return Reply(200, body)
+            return settled_reply(pending, row.status, row.balance_after, row.failure_reason)
         if time.monotonic() + delay > deadline:
             return pending
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def settled_reply(
+    pending: Reply, status: str, balance_after: Decimal | None, failure_reason: str | None
+) -> Reply:
+    """The 200 answer of a request that settled within its `Prefer: wait`."""
+    body = dict(pending.body)
+    body.update(
+        success=status == Status.COMPLETED.value,
+        status=status,
+        balance_after=None if balance_after is None else to_wire(balance_after),
+        failure_reason=failure_reason,
+    )
+    return Reply(200, body)
 
 
 def pending_reply(tx_id: uuid.UUID, status: int = 202) -> Reply:

@@ -115,20 +115,27 @@ def reward(
         debit_wallet_id=system.platform(),
     )
 
-    def accepted(ids: list[uuid.UUID]) -> Reply:
-        body: dict[str, Any] = {
-            "success": True,
-            "status": Status.PENDING.value,
-            "count": len(ids),
-            "transaction_ids": [str(tx_id) for tx_id in ids],
-        }
-        if len(ids) == 1:
-            body["transaction_id"] = str(ids[0])
-        return Reply(202, body)
-
     return submit(
-        wiring, submission, owner_id=service_id, key=idem.key, digest=idem.digest, reply=accepted
+        wiring,
+        submission,
+        owner_id=service_id,
+        key=idem.key,
+        digest=idem.digest,
+        reply=rewards_reply,
     )
+
+
+def rewards_reply(ids: list[uuid.UUID]) -> Reply:
+    """202 for a batch of rewards: every transaction id (and `transaction_id` for a single one)."""
+    body: dict[str, Any] = {
+        "success": True,
+        "status": Status.PENDING.value,
+        "count": len(ids),
+        "transaction_ids": [str(tx_id) for tx_id in ids],
+    }
+    if len(ids) == 1:
+        body["transaction_id"] = str(ids[0])
+    return Reply(202, body)
 
 
 def refund(
