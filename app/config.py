@@ -77,6 +77,8 @@ class Config:
     rate_limit_default: str = "600/minute"
     rate_limit_money: str = "60/minute"
     rate_limit_wallet_auth: str = "10/minute"
+    # Failed authentications per client IP on any route (the stream included); beyond it, 429.
+    rate_limit_auth_failures: str = "20/minute"
     # HTTP
     metrics_token: str = ""
     domain: str = "localhost"
@@ -133,6 +135,7 @@ class Config:
             rate_limit_default=env.get("RATE_LIMIT_DEFAULT", "600/minute"),
             rate_limit_money=env.get("RATE_LIMIT_MONEY", "60/minute"),
             rate_limit_wallet_auth=env.get("RATE_LIMIT_WALLET_AUTH", "10/minute"),
+            rate_limit_auth_failures=env.get("RATE_LIMIT_AUTH_FAILURES", "20/minute"),
             metrics_token=env.get("METRICS_TOKEN", ""),
             wallet_data_key=env.get("WALLET_DATA_KEY", cls.wallet_data_key),
             domain=env.get("APP_DOMAIN", "localhost"),

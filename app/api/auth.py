@@ -13,7 +13,8 @@ from typing import Any, TypeVar, cast
 import jwt
 from flask import current_app, g, request
 
-from app.domain.errors import AuthenticationError, PermissionDeniedError
+from app.db import Database
+from app.domain.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.domain.transactions import Role
 from app.services import audit
 
@@ -102,14 +103,41 @@ def authenticate() -> Principal:
     try:
         user_id, role = bearer_identity()
     except AuthenticationError as error:
-        audit.record_alone(
-            wiring.db, "auth.failed", actor_id=None, target=request.path, reason=error.detail
-        )
+        _failed(wiring.db, error)
         raise
     wallet_id = current_app.extensions["provisioner"].wallet_id_for(user_id, role)
     principal = Principal(user_id=user_id, role=role, wallet_id=wallet_id)
     g.principal = principal
     return principal
+
+
+def _failed(database: Database, error: AuthenticationError) -> None:
+    """A failed authentication is counted per client IP (RATE_LIMIT_AUTH_FAILURES) and audited
+    once per IP and window, plus an `auth.throttled` entry with the count when the window
+    overflows: a flood of bad tokens adds two audit rows a minute per IP, not one per request
+    (every failure is still counted in `api_errors_total{code="unauthorized"}`). Beyond the limit
+    the caller gets 429. Every failure is audited while the counter is unreachable."""
+    counted = current_app.extensions["limiter"].count_auth_failure()
+    if counted is None or counted[0] == 1:
+        audit.record_alone(
+            database, "auth.failed", actor_id=None, target=request.path, reason=error.detail
+        )
+    if counted is None:
+        return
+    failures, window = counted
+    if failures <= window.limit:
+        return
+    if failures == window.limit + 1:
+        audit.record_alone(
+            database,
+            "auth.throttled",
+            actor_id=None,
+            target=request.path,
+            reason=error.detail,
+            failures=failures,
+        )
+    g.rate_limit_window = window
+    raise RateLimitedError("too many failed authentications from this address")
 
 
 def requires(*roles: str) -> Callable[[F], F]:

@@ -25,7 +25,7 @@ from limits.storage import RedisStorage
 
 from app.api.auth import bearer_identity
 from app.config import Config
-from app.domain.errors import AuthenticationError, ServiceUnavailableError, WalletError
+from app.domain.errors import AuthenticationError, RateLimitedError, ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,6 @@ if tonumber(current) == amount then
 end
 return {current, redis.call("ttl", KEYS[1])}
 """
-
-
-class RateLimitedError(WalletError):
-    code = "rate_limited"
-    status = 429
-    title = "Too many requests"
 
 
 class RateLimiterUnavailableError(ServiceUnavailableError):
@@ -125,6 +119,7 @@ class RateLimits:
             **dict.fromkeys(MONEY, parse(config.rate_limit_money)),
             **dict.fromkeys(WALLET_AUTH, parse(config.rate_limit_wallet_auth)),
         }
+        self.auth_failures = parse(config.rate_limit_auth_failures)
 
     def check(self) -> None:
         """Before a request: count it in its window; refuse it (429) beyond the limit, or (503) a
@@ -146,6 +141,19 @@ class RateLimits:
         g.rate_limit_window = window
         if hits > item.amount:
             raise RateLimitedError(f"Rate limit exceeded: {item}")
+
+    def count_auth_failure(self) -> tuple[int, Window] | None:
+        """Count a failed authentication against the client's IP, on every route (the exempt
+        stream included): (failures in this window, the window), or None when the counter is
+        unreachable."""
+        item = self.auth_failures
+        key = item.key_for(KEY_PREFIX, f"ip:{request.remote_addr}", "auth-failures")
+        try:
+            hits, ttl = self.storage.count(key, item.get_expiry())
+        except redis.RedisError as error:
+            log.warning("rate limiter unavailable, failed authentication not counted: %s", error)
+            return None
+        return hits, Window(item.amount, max(item.amount - hits, 0), time.time() + ttl)
 
     @staticmethod
     def add_headers(response: Response) -> Response:

@@ -113,6 +113,12 @@ class WalletNotConnectedError(WalletError):
     title = "Connect an external wallet address first"
 
 
+class RateLimitedError(WalletError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
 class ServiceUnavailableError(WalletError):
     code = "service_unavailable"
     status = 503

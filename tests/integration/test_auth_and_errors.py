@@ -1,5 +1,6 @@
 """Authentication, roles and the problem+json contract."""
 
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -135,3 +136,34 @@ def test_the_limiter_and_authentication_share_one_token_check(client, user, monk
     refused = client.get("/api/wallet", headers={"Authorization": "Bearer x"})
     _is_problem(refused, 401, "unauthorized")
     assert len(decoded) == 1
+
+
+def test_failed_authentications_are_throttled_per_address_and_audited_once_per_window(
+    config,
+) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.models import AuditLog
+
+    app = create_app(config.replace(rate_limit_auth_failures="3/minute"))
+    client, db = app.test_client(), app.extensions["wallet"].db
+    address, other = (f"198.51.100.{n}" for n in secrets.SystemRandom().sample(range(1, 255), 2))
+
+    def stream(ip: str) -> Any:  # the stream is exempt from the ordinary rate limits
+        return client.get(
+            "/api/notifications/stream",
+            headers={"Authorization": "Bearer nope"},
+            environ_base={"REMOTE_ADDR": ip},
+        )
+
+    responses = [stream(address) for _ in range(6)]
+    assert [r.status_code for r in responses] == [401] * 3 + [429] * 3
+    _is_problem(responses[-1], 429, "rate_limited")
+    assert 0 < int(responses[-1].headers["Retry-After"]) <= 61
+    _is_problem(stream(other), 401, "unauthorized")  # per address
+    with db.transaction() as session:
+        entries = session.execute(
+            select(AuditLog.action, AuditLog.details).where(AuditLog.ip == address)
+        ).all()
+    assert [action for action, _ in entries] == ["auth.failed", "auth.throttled"]
+    assert entries[1].details["failures"] == 4
