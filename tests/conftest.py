@@ -3,6 +3,11 @@
 TEST_DATABASE_URL / TEST_REDIS_URL name servers to use (a fresh database is created on that
 PostgreSQL server; the Redis database is flushed, so give a dedicated one). When unset, embedded
 servers are started under var/test/ and stopped at the end.
+
+Two roles, as in production: migrations run as TEST_DATABASE_URL's role (the owner); the app, the
+worker and every `db` fixture connect as a login of this run that is a member of `wallet_app`
+(migration 0010), which may not rewrite ledger entries or the audit log. `owner_db` is the
+owner's connection, for tests that must corrupt data the app role cannot touch.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ class Servers:
             self.server_url = make_url(postgres.url("postgres"))
         self.redis_url = os.environ.get("TEST_REDIS_URL") or self._embedded_redis()
         self.create_database(self.dbname)
-        self.database_url = self.url_for(self.dbname)
+        self.owner_url = self.url_for(self.dbname)  # migrations
+        self.app_user = f"{self.dbname}_app"
+        self.app_password = secrets.token_urlsafe(16)
+        self.database_url = (  # the app: a login in `wallet_app`, made by `create_app_login`
+            make_url(self.owner_url)
+            .set(username=self.app_user, password=self.app_password)
+            .render_as_string(hide_password=False)
+        )
         self.solana = self.start_solana()
 
     def _embedded_redis(self) -> str:
@@ -70,6 +82,12 @@ class Servers:
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
+    def create_app_login(self) -> None:
+        from devstack.roles import ensure_app_login
+
+        with self._admin() as conn:
+            ensure_app_login(conn, self.app_user, self.app_password)
+
     def start_solana(self) -> Any:
         """The local Solana cluster, blocks advanced by the tests themselves (slot_ms=0)."""
         import shutil
@@ -89,6 +107,10 @@ class Servers:
     def close(self) -> None:
         try:
             self.drop_database(self.dbname)
+            from devstack.roles import drop_login
+
+            with self._admin() as conn:
+                drop_login(conn, self.app_user)
         finally:
             for stop in reversed(self._stoppers):
                 stop()
@@ -218,7 +240,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["WEBHOOK_URL"] = _webhook_receiver.url
     os.environ["WEBHOOK_SECRET"] = WEBHOOK_SECRET
     redis_lib.Redis.from_url(_servers.redis_url).flushdb()
-    migrate(_servers.database_url, "head")
+    migrate(_servers.owner_url, "head")
+    _servers.create_app_login()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -262,7 +285,19 @@ def client(app: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def db(app: Any) -> Any:
+    """The app's database (the app role)."""
     return app.extensions["wallet"].db
+
+
+@pytest.fixture(scope="session")
+def owner_db() -> Iterator[Any]:
+    """The same database as its owner (the migrations' role): only for tests that corrupt
+    what the app role may not touch, or prove what the owner still cannot do."""
+    from app.db import Database
+
+    database = Database(servers().owner_url, pool_size=1)
+    yield database
+    database.dispose()
 
 
 def token_for(user_id: uuid.UUID, role: str = "user", **kwargs: Any) -> str:

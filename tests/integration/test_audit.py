@@ -23,7 +23,10 @@ def _entries(db, **where):  # type: ignore[no-untyped-def]
         return rows
 
 
-def test_the_audit_log_refuses_update_delete_and_truncate(db, user, client) -> None:  # type: ignore[no-untyped-def]
+def test_the_audit_log_refuses_update_delete_and_truncate_even_to_its_owner(  # type: ignore[no-untyped-def]
+    db, owner_db, user, client
+) -> None:
+    """The trigger, behind the privileges the app role lacks (test_app_role.py)."""
     client.get("/api/wallet", headers=auth(user))
     for statement in (
         "UPDATE audit_log SET action = 'x'",
@@ -31,7 +34,7 @@ def test_the_audit_log_refuses_update_delete_and_truncate(db, user, client) -> N
         "TRUNCATE audit_log",
     ):
         with pytest.raises(Exception, match="append-only"):
-            with db.transaction() as session:
+            with owner_db.transaction() as session:
                 session.execute(text(statement))
     assert _entries(db, actor_id=user)[0].action == "wallet.created"
 

@@ -44,7 +44,8 @@ def test_ledger_check_passes_then_catches_a_hand_corrupted_balance(app, db) -> N
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_ledger_entries_cannot_be_changed_or_deleted(app, db) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_entries_cannot_be_changed_or_deleted_even_by_their_owner(app, owner_db) -> None:  # type: ignore[no-untyped-def]
+    """The trigger, behind the privileges the app role lacks (test_app_role.py)."""
     user = uuid.uuid4()
     fund(app, user, "1")
     for statement in (
@@ -53,7 +54,7 @@ def test_ledger_entries_cannot_be_changed_or_deleted(app, db) -> None:  # type: 
         "TRUNCATE ledger_entries CASCADE",
     ):
         with pytest.raises(Exception, match="append-only"):
-            with db.transaction() as session:
+            with owner_db.transaction() as session:
                 session.execute(text(statement))
 
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from app.models import Base
 from tests.conftest import migrate, servers
@@ -35,6 +35,12 @@ def test_upgrade_head_then_downgrade_base_leaves_an_empty_schema(scratch_databas
         } <= tables
         migrate(scratch_database, "base", down=True)
         assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+        with engine.connect() as connection:  # no grant to wallet_app is left behind
+            assert connection.scalar(text("SELECT count(*) FROM pg_default_acl")) == 0
+            schema_acl = connection.scalar(
+                text("SELECT nspacl::text FROM pg_namespace WHERE nspname = current_schema()")
+            )
+            assert "wallet_app" not in (schema_acl or "")
         migrate(scratch_database, "head")
         assert "wallets" in inspect(engine).get_table_names()
     finally:
