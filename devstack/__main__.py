@@ -3,6 +3,11 @@
 For each of DATABASE_URL / REDIS_URL that is unset, an embedded server is started with its data
 under var/; migrations run; then honcho starts the Procfile (API, worker, beat, Flower). Ctrl-C or
 SIGTERM stops everything this started, embedded servers included. A second run reuses var/.
+
+The embedded PostgreSQL has two roles, as production should: migrations run as its superuser
+(MIGRATION_DATABASE_URL, the owner), the processes connect as `wallet_app_user`, a member of
+`wallet_app` (DATABASE_URL), which cannot rewrite ledger entries or the audit log. The
+processes never see MIGRATION_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
+APP_LOGIN = "wallet_app_user"
 
 
 def _secret_file(name: str, make: str) -> str:
@@ -58,7 +64,9 @@ def run() -> int:
             postgres = EmbeddedPostgres(VAR / "postgres")
             stoppers.append(postgres.stop)
             postgres.ensure_database("wallet")
-            env["DATABASE_URL"] = postgres.url("wallet")
+            postgres.ensure_app_login(APP_LOGIN)
+            env["MIGRATION_DATABASE_URL"] = postgres.url("wallet")
+            env["DATABASE_URL"] = postgres.url("wallet", user=APP_LOGIN)
         if not env.get("REDIS_URL"):
             port_file = VAR / "redis.port"
             preferred = int(port_file.read_text()) if port_file.exists() else None
@@ -74,8 +82,11 @@ def run() -> int:
         )
         _write_stack_env(env)
         _banner(env)
+        processes_env = {k: v for k, v in env.items() if k != "MIGRATION_DATABASE_URL"}
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env
+            [sys.executable, "-m", "honcho", "start", "-f", "Procfile"],
+            cwd=ROOT,
+            env=processes_env,
         )
 
         def forward(signum: int, _frame: FrameType | None) -> None:
@@ -119,7 +130,7 @@ def _start_local_cluster(env: dict[str, str]) -> Callable[[], None]:
     return stop
 
 
-STACK_ENV = (
+STACK_ENV = (  # the app's view: DATABASE_URL is the app role, the owner's URL stays out
     "DATABASE_URL",
     "REDIS_URL",
     "JWT_SECRET",
@@ -148,6 +159,7 @@ def _banner(env: dict[str, str]) -> None:
   API        {api}   (docs {api}/api/docs, health {api}/readyz)
   Flower     http://127.0.0.1:{env["FLOWER_PORT"]}   (user {user!r}, password in var/flower_auth)
   Database   {env["DATABASE_URL"]}
+  Migrations {env.get("MIGRATION_DATABASE_URL") or "(DATABASE_URL)"}
   Redis      {env["REDIS_URL"]}
   Solana     {env.get("SOLANA_RPC_URL")}   (mint {env.get("TOKEN_MINT")})
   A token:   make token [ARGS="UUID --role user|service|admin"]

@@ -72,9 +72,11 @@ class EmbeddedPostgres:
     def libpq_url(self, dbname: str) -> str:
         return f"postgresql://postgres@/{dbname}?host={quote(self.socket_dir)}&port={self.port}"
 
-    def url(self, dbname: str) -> str:
-        """The SQLAlchemy URL (psycopg 3 driver)."""
-        return f"postgresql+psycopg://postgres@/{dbname}?host={quote(self.socket_dir)}&port={self.port}"
+    def url(self, dbname: str, user: str = "postgres") -> str:
+        """The SQLAlchemy URL (psycopg 3 driver); the socket needs no password."""
+        return (
+            f"postgresql+psycopg://{user}@/{dbname}?host={quote(self.socket_dir)}&port={self.port}"
+        )
 
     def ensure_database(self, dbname: str) -> None:
         with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
@@ -83,6 +85,13 @@ class EmbeddedPostgres:
             ).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{dbname}"')
+
+    def ensure_app_login(self, name: str) -> None:
+        """A login in `wallet_app` (devstack/roles.py) for the API, worker and beat."""
+        from devstack.roles import ensure_app_login
+
+        with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
+            ensure_app_login(conn, name)
 
     def drop_database(self, dbname: str) -> None:
         with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:

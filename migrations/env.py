@@ -1,7 +1,9 @@
 """Alembic environment. The database URL comes from `-x url=…`, the config's
-`sqlalchemy.url` (set by tests and the CLI), or DATABASE_URL."""
+`sqlalchemy.url` (set by tests and benchmarks), MIGRATION_DATABASE_URL (the owner of the schema),
+or DATABASE_URL (a single role: the application then owns the tables it should only use)."""
 from __future__ import annotations
 
+import logging
 import os
 from logging.config import fileConfig
 
@@ -18,11 +20,20 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return (
-        context.get_x_argument(as_dictionary=True).get("url")
-        or config.get_main_option("sqlalchemy.url")
-        or os.environ["DATABASE_URL"]
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
+        "sqlalchemy.url"
     )
+    if url:
+        return url
+    if os.environ.get("MIGRATION_DATABASE_URL"):
+        return os.environ["MIGRATION_DATABASE_URL"]
+    if os.environ.get("APP_ENV") != "development":
+        logging.getLogger("alembic.env").warning(
+            "MIGRATION_DATABASE_URL is unset: migrating as DATABASE_URL's role, so the application"
+            " connects as the owner of the tables and could bypass the append-only triggers on"
+            " ledger_entries and audit_log (README: Database roles)"
+        )
+    return os.environ["DATABASE_URL"]
 
 
 def run_migrations_offline() -> None:
