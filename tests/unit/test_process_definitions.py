@@ -32,3 +32,19 @@ def test_compose_runs_the_procfile_commands_plus_postgres_redis_and_a_migration(
         assert _program_and_subcommand(compose[service]["command"]) == _program_and_subcommand(
             procfile[proc_name]
         ), service
+
+
+def _user(url: str) -> str:
+    return url.split("://", 1)[1].split(":", 1)[0]
+
+
+def test_compose_migrates_as_the_owner_and_runs_every_process_as_the_app_role() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    owner = _user(compose["migrate"]["environment"]["MIGRATION_DATABASE_URL"])
+    app_login = compose["db-roles"]["environment"]["APP_DATABASE_USER"]
+    assert "db-roles" in compose["migrate"]["depends_on"]
+    assert owner == compose["postgres"]["environment"]["POSTGRES_USER"] != app_login
+    for service in SERVICES.values():
+        environment = compose[service]["environment"]
+        assert "MIGRATION_DATABASE_URL" not in environment, service
+        assert _user(environment["DATABASE_URL"]) == app_login, service
