@@ -2,7 +2,8 @@
 
 - the project API started the README's way (`gunicorn --config gunicorn.conf.py wsgi:app`, so the
   bench follows whatever server gunicorn.conf.py chooses; GUNICORN_CMD_ARGS overrides it for
-  comparisons), on a fresh migrated database with funded users and rate limits far above the load;
+  comparisons), as the application role, on a fresh migrated database with funded users and rate
+  limits far above the load;
 - the Celery worker with the Procfile's `worker` command and the same environment;
 - the bare baseline app (bench/bare_app.py) in its own fresh database.
 """
@@ -87,7 +88,7 @@ def build(stack: BenchStack, tmp: Path, *, users: int = 200, load_users: int = 1
         PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PYTHONPATH=str(ROOT),
         APP_ENV="development",
-        DATABASE_URL=url,
+        DATABASE_URL=stack.app_url(rig.project_db),
         REDIS_URL=stack.redis_url,
         JWT_SECRET=secret,
         PROMETHEUS_MULTIPROC_DIR=str(metrics),

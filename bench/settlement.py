@@ -176,7 +176,12 @@ def settle_tps(stack: BenchStack, *, users: int, count: int, concurrency: int) -
     wiring = bootstrap(config)
     prepare(wiring, users, count)
 
-    env = dict(os.environ, DATABASE_URL=url, REDIS_URL=stack.redis_url, PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        DATABASE_URL=stack.app_url(dbname),
+        REDIS_URL=stack.redis_url,
+        PYTHONPATH=str(ROOT),
+    )
     worker = _start_workers(env, concurrency)
     try:
         started = time.perf_counter()
