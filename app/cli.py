@@ -56,8 +56,11 @@ def check() -> None:
     """Verify the ledger invariants; exit 1 on any violation."""
     with current_app.extensions["wallet"].db.transaction() as session:
         violations = invariants.check(session)
+        warning = invariants.history_warning(session)
     for v in violations:
         click.echo(f"VIOLATION {v.rule} {v.subject}: {v.detail}", err=True)
+    if warning:
+        click.echo(f"WARNING {warning}", err=True)
     if violations:
         raise SystemExit(1)
     click.echo("ledger ok")

@@ -1,4 +1,5 @@
-"""The ledger's invariants, checked by `flask ledger check` and a beat job."""
+"""The ledger's invariants, checked by `flask ledger check` and a beat job, and whether the
+database role checking them could rewrite history (it should be the application role)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,28 @@ def check(session: Session) -> list[Violation]:
         for subject, detail in session.execute(text(sql), params if ":" in sql else {}):
             violations.append(Violation(rule, str(subject), str(detail)))
     return violations
+
+
+APPEND_ONLY = ("ledger_entries", "audit_log")
+
+# Privileges the application role lacks; an owner may also disable the append-only triggers.
+_REWRITABLE = text(
+    """
+    SELECT t FROM unnest(CAST(:tables AS text[])) t
+     WHERE has_table_privilege(t, 'UPDATE') OR has_table_privilege(t, 'DELETE')
+        OR has_table_privilege(t, 'TRUNCATE')
+        OR pg_has_role((SELECT relowner FROM pg_class WHERE oid = t::regclass), 'USAGE')
+    """
+)
+
+
+def history_warning(session: Session) -> str | None:
+    """Why this connection's role could change or empty the append-only tables, if it could: never
+    for the application role (migration 0010); the owner of a single-role setup could."""
+    tables = list(session.scalars(_REWRITABLE, {"tables": list(APPEND_ONLY)}))
+    if not tables:
+        return None
+    return (
+        f"the database role could rewrite {', '.join(tables)} (it owns them or may UPDATE, DELETE"
+        " or TRUNCATE): connect as the application role (README: Database roles)"
+    )

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.services import invariants
 from tests.support import fund
 
 REFUSED_TO_THE_APP = (
@@ -118,3 +119,14 @@ def test_a_table_a_later_migration_creates_is_usable_by_the_app(db: Any, owner_d
         with owner_db.transaction() as session:
             session.execute(text("DROP TABLE later_table"))
 
+
+def test_the_ledger_check_warns_only_when_its_role_could_rewrite_history(
+    app: Any, db: Any, owner_db: Any
+) -> None:
+    with db.transaction() as session:
+        assert invariants.history_warning(session) is None
+    with owner_db.transaction() as session:  # a single-role setup
+        warning = invariants.history_warning(session)
+    assert warning is not None and "ledger_entries, audit_log" in warning
+    result = app.test_cli_runner().invoke(args=["ledger", "check"])
+    assert "WARNING" not in result.output

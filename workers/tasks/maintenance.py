@@ -22,8 +22,11 @@ def expire_idempotency_keys() -> int:
 def check_ledger() -> int:
     with wiring().db.transaction() as session:
         violations = invariants.check(session)
+        warning = invariants.history_warning(session)
     for v in violations:
         log.critical("LEDGER INVARIANT VIOLATED %s %s: %s", v.rule, v.subject, v.detail)
+    if warning:
+        log.warning(warning)
     return len(violations)
 
 
