@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import marshmallow as ma
 from flask import Flask, Response, json, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
@@ -72,8 +73,33 @@ def unexpected_error(error: Exception) -> Response:
     return problem(500, "internal_error", "An unexpected error occurred.")
 
 
+class ProblemSchema(ma.Schema):
+    """What `problem` sends: the OpenAPI document's error responses (documentation only)."""
+
+    class Meta:
+        unknown = ma.INCLUDE  # an error may add members (`errors`, `retry_after`, …)
+
+    type = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String(required=True)
+    code = ma.fields.String(required=True, metadata={"description": "Stable error code"})
+    instance = ma.fields.String(required=True)
+    errors = ma.fields.Raw(metadata={"description": "Invalid fields and why"})
+
+
 class ProblemApi(Api):  # type: ignore[misc]
     """flask-smorest's Api, answering its own errors (422 validation, 404, …) as problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_responses(self) -> None:
+        """Documents the error responses as sent: problem+json, not flask-smorest's JSON."""
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_MIMETYPE
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE  # success responses stay application/json
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return http_error(error)
