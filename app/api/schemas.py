@@ -19,8 +19,13 @@ class Amount(ma.fields.Field):  # type: ignore[type-arg]
 
     def __init__(self, *, positive: bool = False, **kwargs: Any) -> None:
         metadata = {
-            "type": "string",
-            "pattern": r"^-?\d{1,12}(\.\d{1,6})?$",
+            # Requests may send a JSON number (README, Amounts): the document must say so.
+            "anyOf": [
+                {"type": "string", "pattern": r"^-?\d{1,12}(\.\d{1,6})?$"},
+                {"type": "number"},
+            ],
+            "description": "A decimal string (answers always send one); requests may send a "
+            "JSON number.",
             "example": "10.500000",
             **kwargs.pop("metadata", {}),
         }

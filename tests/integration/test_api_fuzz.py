@@ -125,3 +125,9 @@ def test_the_document_describes_errors_as_the_problem_json_they_are(client: Any)
     overview = spec["paths"]["/api/wallet"]["get"]["responses"]["200"]["content"]
     assert list(overview) == ["application/json"]  # answers that are not errors stay JSON
 
+
+def test_the_document_says_an_amount_may_be_sent_as_a_json_number(client: Any) -> None:
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    amount = schemas["TransferRequest"]["properties"]["amount"]
+    assert {"type": "number"} in amount["anyOf"]
+    assert any(choice.get("type") == "string" for choice in amount["anyOf"])
