@@ -49,6 +49,23 @@ class Amount(ma.fields.Field):  # type: ignore[type-arg]
         return amount
 
 
+class Text(ma.fields.String):
+    """Free text that is stored: PostgreSQL text cannot hold NUL (U+0000), so it is refused here
+    (422) rather than by the insert (500)."""
+
+    default_error_messages = {"nul": "Must not contain NUL (U+0000) characters."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": r"^[^\u0000]*$", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise self.make_error("nul")
+        return text
+
+
 class StrictSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
@@ -101,9 +118,7 @@ NOTE_MAX = 280
 class TransferRequestSchema(StrictSchema):
     recipient_id = ma.fields.UUID(required=True)
     amount = Amount(required=True, positive=True)
-    note = ma.fields.String(
-        load_default=None, allow_none=True, validate=ma.validate.Length(max=NOTE_MAX)
-    )
+    note = Text(load_default=None, allow_none=True, validate=ma.validate.Length(max=NOTE_MAX))
 
 
 class SubmissionResponseSchema(ma.Schema):
@@ -135,13 +150,13 @@ MAX_REWARD_ITEMS = 1000
 class ChargeRequestSchema(StrictSchema):
     user_id = ma.fields.UUID(required=True)
     amount = Amount(required=True, positive=True)
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
+    reason = Text(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
 
 
 class RewardItemSchema(StrictSchema):
     user_id = ma.fields.UUID(required=True)
     amount = Amount(required=True, positive=True)
-    reason = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
+    reason = Text(required=True, validate=ma.validate.Length(min=1, max=REASON_MAX))
 
 
 class RewardRequestSchema(StrictSchema):
@@ -149,7 +164,7 @@ class RewardRequestSchema(StrictSchema):
 
     user_id = ma.fields.UUID()
     amount = Amount(positive=True)
-    reason = ma.fields.String(validate=ma.validate.Length(min=1, max=REASON_MAX))
+    reason = Text(validate=ma.validate.Length(min=1, max=REASON_MAX))
     items = ma.fields.List(
         ma.fields.Nested(RewardItemSchema),
         validate=ma.validate.Length(min=1, max=MAX_REWARD_ITEMS),
