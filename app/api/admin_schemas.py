@@ -6,7 +6,7 @@ from datetime import UTC
 
 import marshmallow as ma
 
-from app.api.schemas import Amount, StrictSchema
+from app.api.schemas import Amount, StrictSchema, Text, row_id
 from app.domain.transactions import Kind, Status
 from app.services.webhooks import STATUSES
 
@@ -14,7 +14,7 @@ from app.services.webhooks import STATUSES
 class WebhookQuerySchema(StrictSchema):
     status = ma.fields.String(validate=ma.validate.OneOf(STATUSES))
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
-    cursor = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    cursor = row_id()
 
 
 class WebhookDeliverySchema(ma.Schema):
@@ -65,12 +65,12 @@ class AdminTransactionPageSchema(ma.Schema):
 
 class AuditQuerySchema(StrictSchema):
     actor = ma.fields.UUID()
-    action = ma.fields.String(validate=ma.validate.Length(max=100))
-    target = ma.fields.String(validate=ma.validate.Length(max=200))
+    action = Text(validate=ma.validate.Length(max=100))
+    target = Text(validate=ma.validate.Length(max=200))
     since = ma.fields.AwareDateTime(default_timezone=UTC)
     until = ma.fields.AwareDateTime(default_timezone=UTC)
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
-    cursor = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    cursor = row_id()
 
 
 class AuditEntrySchema(ma.Schema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.api.schemas import StrictSchema
+from app.api.schemas import StrictSchema, Text
 
 # Generous bounds: the service decides what is a valid address or signature (invalid_address,
 # invalid_signature); these only keep absurd inputs out.
@@ -13,7 +13,7 @@ SIGNATURE_MAX = 256
 
 
 class ChallengeRequestSchema(StrictSchema):
-    wallet_address = ma.fields.String(
+    wallet_address = Text(
         required=True,
         validate=ma.validate.Length(min=1, max=ADDRESS_MAX),
         metadata={"description": "base58 public key, optionally prefixed `sol:`"},
@@ -27,7 +27,7 @@ class ChallengeResponseSchema(ma.Schema):
 
 
 class ConnectRequestSchema(ChallengeRequestSchema):
-    signature = ma.fields.String(
+    signature = Text(
         required=True,
         validate=ma.validate.Length(min=1, max=SIGNATURE_MAX),
         metadata={"description": "ed25519 signature of the challenge message, base58 or base64"},

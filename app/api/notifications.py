@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
 from app.api.problems import wallet_error
-from app.api.schemas import StrictSchema
+from app.api.schemas import BIGINT_MAX, StrictSchema, row_id
 from app.services import live, notifications
 
 bp = Blueprint(
@@ -37,7 +37,7 @@ class NotificationSchema(ma.Schema):
 class NotificationQuerySchema(StrictSchema):
     unread = ma.fields.Boolean()
     limit = ma.fields.Integer(load_default=20, validate=ma.validate.Range(min=1, max=100))
-    cursor = ma.fields.Integer(validate=ma.validate.Range(min=1))
+    cursor = row_id()
 
 
 class NotificationPageSchema(ma.Schema):
@@ -68,7 +68,7 @@ def list_notifications(args: dict[str, Any]) -> dict[str, Any]:
     return {"items": items, "next_cursor": next_cursor}
 
 
-@bp.route("/<int:notification_id>/read", methods=["POST"])
+@bp.route(f"/<int(min=1, max={BIGINT_MAX}):notification_id>/read", methods=["POST"])
 @requires(*ROLES)
 @bp.response(200, NotificationSchema)
 @bp.doc(security=SECURITY)

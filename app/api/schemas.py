@@ -66,6 +66,15 @@ class Text(ma.fields.String):
         return text
 
 
+# PostgreSQL bigint: ids and cursors beyond it are a 422 here rather than a 500 from the query.
+BIGINT_MAX = 2**63 - 1
+
+
+def row_id(**kwargs: Any) -> ma.fields.Integer:
+    """A positive bigint row id (a notification, webhook or audit cursor)."""
+    return ma.fields.Integer(validate=ma.validate.Range(min=1, max=BIGINT_MAX), **kwargs)
+
+
 class StrictSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE

@@ -46,3 +46,50 @@ def test_a_nul_character_in_one_reward_of_a_batch_is_refused(client) -> None:  #
     )
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["errors"] == {"items": {"1": {"reason": [NUL_MESSAGE]}}}
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "body"),
+    [
+        ("user", "/api/wallet/challenge", {"wallet_address": "a\u0000b"}),
+        ("user", "/api/wallet/connect", {"wallet_address": "a\u0000b", "signature": "x"}),
+    ],
+)
+def test_a_nul_character_in_a_wallet_address_is_refused_as_invalid(  # type: ignore[no-untyped-def]
+    client, role: str, path: str, body: dict[str, str]
+) -> None:
+    response = client.post(path, json=body, headers=auth(uuid.uuid4(), role))
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"]["wallet_address"] == [NUL_MESSAGE]
+
+
+@pytest.mark.parametrize("param", ["action", "target"])
+def test_a_nul_character_in_an_audit_filter_is_refused_as_invalid(client, param: str) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(f"/api/admin/audit?{param}=a%00b", headers=auth(uuid.uuid4(), "admin"))
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["code"] == "validation_error"
+
+
+BEYOND_BIGINT = str(2**63)
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("user", f"/api/notifications?cursor={BEYOND_BIGINT}"),
+        ("admin", f"/api/admin/webhooks?cursor={BEYOND_BIGINT}"),
+        ("admin", f"/api/admin/audit?cursor={BEYOND_BIGINT}"),
+    ],
+)
+def test_a_cursor_beyond_the_id_range_is_refused_as_invalid(client, role: str, path: str) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(path, headers=auth(uuid.uuid4(), role))
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["code"] == "validation_error"
+
+
+def test_a_notification_id_beyond_the_id_range_is_not_found(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        f"/api/notifications/{BEYOND_BIGINT}/read", headers=auth(uuid.uuid4(), "user")
+    )
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
