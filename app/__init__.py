@@ -75,6 +75,12 @@ def create_app(config: Config | None = None) -> Flask:
 
 
 def _reject_malformed_json() -> None:
+    """Before authentication and validation: a body that is not JSON is a 400. So is JSON nested
+    too deeply for the parser (`[` × 100,000 raises RecursionError, not ValueError)."""
     if request.method in ("POST", "PUT", "PATCH") and request.content_length:
-        if request.get_json(force=True, silent=True) is None:
+        try:
+            parsed = request.get_json(force=True, silent=True)
+        except RecursionError:
+            raise MalformedJsonError("JSON nested too deeply") from None
+        if parsed is None:
             raise MalformedJsonError()

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import wiring
-from app.api.http import idempotency_for, reply
+from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, reply
 from app.api.schemas import (
     DepositRequestSchema,
     DepositResponseSchema,
@@ -49,7 +49,7 @@ def create_deposit(args: dict[str, Any]) -> Any:
 @bp.doc(
     security=SECURITY,
     parameters=[
-        {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}},
+        IDEMPOTENCY_KEY_PARAMETER,
     ],
 )
 def create_withdrawal(args: dict[str, Any]) -> Any:

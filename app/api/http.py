@@ -13,7 +13,22 @@ from app.services import idempotency
 from app.services.idempotency import Reply
 from app.services.transfers import Idempotency
 
-_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*(\d+)")
+_WAIT = re.compile(r"(?:^|[,;\s])wait\s*=\s*([0-9]+)")
+_WAIT_DIGITS = 6  # more digits than this is more than any cap: no int() of 5,000 digits
+
+# The Idempotency-Key header as documented in every operation that takes one.
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "description": "Your unique key for this request (e.g. a UUID); a retry sends the same one.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": idempotency.MAX_KEY_LENGTH,
+        "pattern": idempotency.KEY_PATTERN,
+    },
+}
 
 
 def idempotency_for(payload: Any) -> Idempotency:
@@ -28,7 +43,9 @@ def prefer_wait() -> int:
     match = _WAIT.search(request.headers.get("Prefer", ""))
     if not match:
         return 0
-    return min(int(match.group(1)), wiring().config.max_prefer_wait_seconds)
+    cap = wiring().config.max_prefer_wait_seconds
+    digits = match.group(1).lstrip("0") or "0"
+    return cap if len(digits) > _WAIT_DIGITS else min(int(digits), cap)
 
 
 def reply(result: Reply, waited: int = 0) -> Response:

@@ -9,7 +9,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import wiring
-from app.api.http import idempotency_for, reply
+from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, reply
 from app.api.schemas import (
     ChargeRequestSchema,
     RefundRequestSchema,
@@ -27,9 +27,7 @@ bp = Blueprint(
 )
 DOC = {
     "security": [{"bearerAuth": []}],
-    "parameters": [
-        {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
-    ],
+    "parameters": [IDEMPOTENCY_KEY_PARAMETER],
 }
 
 

@@ -9,23 +9,31 @@ from typing import Any
 
 import marshmallow as ma
 
-from app.domain.money import AmountError, parse_amount, to_wire
+from app.domain.money import (
+    AMOUNT_PATTERN,
+    POSITIVE_AMOUNT_PATTERN,
+    AmountError,
+    parse_amount,
+    to_wire,
+)
 from app.domain.transactions import Kind, Status
 
 
 class Amount(ma.fields.Field):  # type: ignore[type-arg]
     """A decimal amount: accepts a decimal string or a JSON number, answers a string with six
-    places ("10.500000"). Floats never touch the value: numbers are parsed from their text."""
+    places ("10.500000"). Floats never touch the value: numbers are parsed from their text.
+    Strings must match the documented pattern (`app.domain.money.AMOUNT_PATTERN`); a positive
+    amount's pattern has no sign."""
 
     def __init__(self, *, positive: bool = False, **kwargs: Any) -> None:
+        pattern = POSITIVE_AMOUNT_PATTERN if positive else AMOUNT_PATTERN
         metadata = {
             # Requests may send a JSON number (README, Amounts): the document must say so.
-            "anyOf": [
-                {"type": "string", "pattern": r"^-?\d{1,12}(\.\d{1,6})?$"},
-                {"type": "number"},
-            ],
-            "description": "A decimal string (answers always send one); requests may send a "
-            "JSON number.",
+            "anyOf": [{"type": "string", "pattern": pattern}, {"type": "number"}],
+            "description": "A decimal string (answers always send one): ASCII digits, at most 12 "
+            "before and 6 after the point, no exponent, spaces or `_`. Requests may send a JSON "
+            "number with at most 6 decimals and 12 integer digits instead."
+            + (" Greater than zero." if positive else ""),
             "example": "10.500000",
             **kwargs.pop("metadata", {}),
         }

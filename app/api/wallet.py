@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
-from app.api.http import idempotency_for, prefer_wait, reply
+from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, prefer_wait, reply
 from app.api.schemas import (
     SubmissionResponseSchema,
     TransactionDetailSchema,
@@ -97,7 +97,7 @@ def overview_body(
 @bp.doc(
     security=SECURITY,
     parameters=[
-        {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}},
+        IDEMPOTENCY_KEY_PARAMETER,
         {"in": "header", "name": "Prefer", "schema": {"type": "string", "example": "wait=5"}},
     ],
 )

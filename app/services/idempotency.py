@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,9 @@ from app.domain.errors import (
 from app.models import IdempotencyKey
 
 MAX_KEY_LENGTH = 255
+# Printable ASCII (what HTTP header values carry without ambiguity), as the OpenAPI document says.
+KEY_PATTERN = rf"^[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}$"
+_KEY = re.compile(KEY_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,14 @@ class Reply:
 
 
 def validate_key(raw: str | None) -> str:
-    key = (raw or "").strip()
+    """The key without surrounding spaces: 1-255 printable ASCII characters as sent."""
+    raw = raw or ""
+    key = raw.strip()
     if not key:
         raise IdempotencyKeyRequiredError()
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+    if not _KEY.fullmatch(raw):
         raise IdempotencyKeyRequiredError(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable characters"
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} printable ASCII characters"
         )
     return key
 

@@ -11,7 +11,9 @@ from app.domain.money import AmountError, parse_amount, to_wire
         ("10.5", "10.500000"),
         (10, "10.000000"),
         ("0.000001", "0.000001"),
-        ("1.230000000", "1.230000"),
+        ("999999999999.999999", "999999999999.999999"),
+        (1.5, "1.500000"),
+        (-2, "-2.000000"),
     ],
 )
 def test_amounts_are_parsed_exactly_and_quantized_to_six_places(raw: object, expected: str) -> None:
@@ -20,7 +22,39 @@ def test_amounts_are_parsed_exactly_and_quantized_to_six_places(raw: object, exp
 
 
 @pytest.mark.parametrize(
-    "raw", ["1.0000001", "1e400", "NaN", "Infinity", "abc", "", None, True, "1000000000000"]
+    "raw",
+    [
+        "1.0000001",
+        "1e400",
+        "NaN",
+        "Infinity",
+        "abc",
+        "",
+        None,
+        True,
+        "1000000000000",
+        # one documented pattern: no exponent, whitespace, `_`, `+`, non-ASCII digits, or more
+        # than six written decimals (even zeros)
+        "1e999999999",
+        "1E-999999999",
+        "\u0661\u0662",  # Arabic-Indic digits
+        "\uff11",  # fullwidth digit one
+        " 1",
+        "1\n",
+        "1_000",
+        "+1",
+        ".5",
+        "1.",
+        "1.230000000",
+        # numbers: finite, at most six decimals, twelve integer digits
+        float("inf"),
+        float("nan"),
+        1e300,
+        1e-7,
+        10**4000,
+        Decimal("1e999999999"),
+        [1],
+    ],
 )
 def test_malformed_or_oversized_amounts_are_rejected(raw: object) -> None:
     with pytest.raises(AmountError):

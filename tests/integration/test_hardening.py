@@ -1,0 +1,141 @@
+"""Hostile inputs and deployment mistakes (issue 10): bounded metric labels, secrets refused outside
+development, strict token claims, malformed input answered 4xx, client addresses behind proxies."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.conftest import auth
+
+
+def _is_problem(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == code
+
+
+def _random_ip() -> str:
+    return "10." + ".".join(str(random.randint(1, 254)) for _ in range(3))
+
+
+# Item 14: malformed input is a 4xx problem, never a 500 -----------------------------------------
+
+
+@pytest.fixture
+def sender(app) -> uuid.UUID:  # type: ignore[no-untyped-def]
+    from tests.support import provision
+
+    user = uuid.uuid4()
+    provision(app, user)
+    return user
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "1e999999999",
+        "1E+999999999",
+        "1e-999999999",
+        "\u0661\u0662",  # Arabic-Indic "12"
+        "\uff11",  # fullwidth "1"
+        "\u0967",  # Devanagari "1"
+        " 1",
+        "1 ",
+        "1\n",
+        "\t1",
+        "1_000",
+        "+1",
+        ".5",
+        "1.",
+        "1e3",
+        "0x10",
+        "1,5",
+        "0001000000000000",
+        float("inf"),
+        10**40,
+        1e300,
+        1e-7,
+        [1],
+        {"amount": 1},
+        "[" * 1000 + "]" * 1000,
+    ],
+)
+def test_amounts_outside_the_documented_pattern_are_422(client, sender, amount) -> None:  # type: ignore[no-untyped-def]
+    response = client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(uuid.uuid4()), "amount": amount},
+        headers={**auth(sender), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    _is_problem(response, 422, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[" * 100_000, "[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000],
+    ids=["unclosed-arrays", "closed-arrays", "objects"],
+)
+def test_deeply_nested_json_is_a_400_before_authentication(client, body) -> None:  # type: ignore[no-untyped-def]
+    for path in ("/api/wallet/transfer", "/api/internal/charges", "/api/wallet/challenge"):
+        response = client.post(path, data=body, content_type="application/json")
+        _is_problem(response, 400, "malformed_json")
+
+
+def test_a_five_thousand_digit_prefer_wait_is_capped_not_a_500(app, client, worker) -> None:  # type: ignore[no-untyped-def]
+    from tests.support import fund, provision
+
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "5")
+    provision(app, bob)
+    for prefer in ("wait=" + "9" * 5000, "wait=" + "0" * 4999 + "5"):
+        response = client.post(
+            "/api/wallet/transfer",
+            json={"recipient_id": str(bob), "amount": "1"},
+            headers={**auth(alice), "Idempotency-Key": str(uuid.uuid4()), "Prefer": prefer},
+        )
+        assert response.status_code == 200, response.get_data(as_text=True)[:300]
+        assert response.get_json()["status"] == "completed"
+        assert response.headers["Preference-Applied"] in ("wait=10", "wait=5")
+
+
+def test_the_document_gives_one_amount_pattern_without_a_sign_for_positive_amounts(client) -> None:  # type: ignore[no-untyped-def]
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    [positive] = [
+        c for c in schemas["TransferRequest"]["properties"]["amount"]["anyOf"] if "pattern" in c
+    ]
+    assert positive["pattern"] == r"^[0-9]{1,12}(\.[0-9]{1,6})?$"
+    [signed] = [c for c in schemas["Wallet"]["properties"]["balance"]["anyOf"] if "pattern" in c]
+    assert signed["pattern"] == r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
+
+
+def test_the_document_states_the_idempotency_key_length_and_characters(client, sender) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    schemas = [
+        parameter["schema"]
+        for operations in paths.values()
+        for operation in operations.values()
+        if isinstance(operation, dict)  # not a path's own parameter list
+        for parameter in operation.get("parameters", [])
+        if parameter.get("name") == "Idempotency-Key"
+    ]
+    assert len(schemas) >= 5
+    for schema in schemas:
+        assert schema["minLength"] == 1 and schema["maxLength"] == 255
+        pattern = re.compile(schema["pattern"])
+    # the API refuses exactly what the document refuses
+    for key, documented in (("k" * 255, True), ("k" * 256, False), ("cl\u00e9", False)):
+        assert bool(pattern.fullmatch(key)) is documented
+        response = client.post(
+            "/api/wallet/transfer",
+            json={"recipient_id": str(uuid.uuid4()), "amount": "1"},
+            headers={**auth(sender), "Idempotency-Key": key},
+        )
+        if documented:
+            assert response.status_code != 400, response.get_json()
+        else:
+            _is_problem(response, 400, "idempotency_key_required")
