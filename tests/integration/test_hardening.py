@@ -22,6 +22,36 @@ def _random_ip() -> str:
     return "10." + ".".join(str(random.randint(1, 254)) for _ in range(3))
 
 
+# Item 4: a client cannot mint metric label values -------------------------------------------
+
+
+def _label_values(name: str, label: str) -> set[str]:
+    from prometheus_client import REGISTRY
+
+    return {
+        sample.labels[label]
+        for metric in REGISTRY.collect()
+        if metric.name == name
+        for sample in metric.samples
+        if label in sample.labels
+    }
+
+
+def test_unknown_methods_and_unmatched_paths_add_no_metric_label_values(app, client) -> None:  # type: ignore[no-untyped-def]
+    for i in range(3):
+        probe = uuid.uuid4().hex
+        _is_problem(client.get(f"/probe-{probe}/admin.php?x={probe}"), 404, "not_found")
+        assert client.open("/healthz", method=f"PROBE{probe[:6]}").status_code == 405
+        client.open(f"/api/wallet/transactions/{uuid.uuid4()}", method=f"X{i}{probe[:4]}")
+    rules = {rule.rule for rule in app.url_map.iter_rules()} | {"unmatched"}
+    for name in ("http_requests", "http_request_duration_seconds"):
+        assert _label_values(name, "endpoint") <= rules
+        assert _label_values(name, "method") <= {
+            "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"
+        }  # fmt: skip
+    assert not any("probe" in code.lower() for code in _label_values("api_errors", "code"))
+
+
 # Item 14: malformed input is a 4xx problem, never a 500 -----------------------------------------
 
 
