@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from solders.pubkey import Pubkey
 
-from app.api.auth import TOKEN_ROLES, issue_token
+from app.api.auth import TOKEN_ROLES, TokenRules, issue_token
 from app.chain.rpc import ChainRejectedError, ChainUnavailableError, JsonRpc
 from app.domain.money import AmountError, parse_amount, to_wire
 from app.sealing import generate_key_spec
@@ -27,8 +27,15 @@ users = AppGroup("users", help="Users and tokens.")
 @click.option("--hours", type=int, default=12, show_default=True, help="Token lifetime.")
 def token(user_id: uuid.UUID | None, role: str, hours: int) -> None:
     """Print a bearer token for USER_ID (a new random user when omitted)."""
-    secret = current_app.extensions["wallet"].config.jwt_secret
-    click.echo(issue_token(secret, user_id or uuid.uuid4(), role, timedelta(hours=hours)))
+    config = current_app.extensions["wallet"].config
+    ttl = timedelta(hours=hours)
+    if not 0 < ttl.total_seconds() <= config.jwt_max_lifetime_seconds:
+        raise click.BadParameter(
+            f"between 1 and JWT_MAX_LIFETIME_SECONDS ({config.jwt_max_lifetime_seconds} s)",
+            param_hint="--hours",
+        )
+    rules = TokenRules.of(config)
+    click.echo(issue_token(config.jwt_secret, user_id or uuid.uuid4(), role, ttl, rules))
 
 
 ledger = AppGroup("ledger", help="Ledger operations.")

@@ -13,6 +13,9 @@ from typing import Any
 
 DEV_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/wallet"
 DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Bearer tokens name who issued them and for whom (`iss`, `aud`); both are checked.
+DEFAULT_JWT_ISSUER = "token-wallet"
+DEFAULT_JWT_AUDIENCE = "token-wallet-api"
 
 
 def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
@@ -33,6 +36,10 @@ class Config:
     redis_url: str = DEV_REDIS_URL
     jwt_secret: str = "dev-insecure-secret-change-me-0123456789"
     jwt_leeway_seconds: int = 30
+    jwt_issuer: str = DEFAULT_JWT_ISSUER
+    jwt_audience: str = DEFAULT_JWT_AUDIENCE
+    # A token must carry `iat` and `exp` at most this far apart (a leaked token expires).
+    jwt_max_lifetime_seconds: int = 86400
     # Transfers
     max_transfer_amount: Decimal = Decimal("1000000")
     default_low_balance_threshold: Decimal = Decimal("10")
@@ -101,6 +108,9 @@ class Config:
             database_url=env.get("DATABASE_URL", DEV_DATABASE_URL),
             redis_url=env.get("REDIS_URL", DEV_REDIS_URL),
             jwt_secret=env.get("JWT_SECRET", cls.jwt_secret),
+            jwt_issuer=env.get("JWT_ISSUER", DEFAULT_JWT_ISSUER),
+            jwt_audience=env.get("JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE),
+            jwt_max_lifetime_seconds=_int(env, "JWT_MAX_LIFETIME_SECONDS", 86400),
             max_transfer_amount=_decimal(env, "MAX_TRANSFER_AMOUNT", "1000000"),
             default_low_balance_threshold=_decimal(env, "LOW_BALANCE_THRESHOLD", "10"),
             settlement_shards=_int(env, "SETTLEMENT_SHARDS", 2),

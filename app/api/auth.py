@@ -1,4 +1,8 @@
-"""Bearer JWT authentication (HS256, `JWT_SECRET`) and role checks."""
+"""Bearer JWT authentication (HS256, `JWT_SECRET`) and role checks.
+
+A token must name this issuer and audience (`iss` = JWT_ISSUER, `aud` = JWT_AUDIENCE) and carry
+`iat` and `exp` at most JWT_MAX_LIFETIME_SECONDS apart: a token minted for another service that
+shares the secret, or one made to last for years, is refused (401 `unauthorized`)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any, TypeVar, cast
 import jwt
 from flask import current_app, g, request
 
+from app.config import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, Config
 from app.db import Database
 from app.domain.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
 from app.domain.transactions import Role
@@ -29,38 +34,78 @@ class Principal:
     wallet_id: uuid.UUID
 
 
+@dataclass(frozen=True)
+class TokenRules:
+    """Whose tokens are accepted, and for how long at most (from JWT_ISSUER, JWT_AUDIENCE,
+    JWT_MAX_LIFETIME_SECONDS)."""
+
+    issuer: str = DEFAULT_JWT_ISSUER
+    audience: str = DEFAULT_JWT_AUDIENCE
+    max_lifetime_seconds: int = Config.jwt_max_lifetime_seconds
+
+    @classmethod
+    def of(cls, config: Config) -> TokenRules:
+        return cls(config.jwt_issuer, config.jwt_audience, config.jwt_max_lifetime_seconds)
+
+
 def issue_token(
-    secret: str, user_id: uuid.UUID, role: str = "user", ttl: timedelta = timedelta(hours=12)
+    secret: str,
+    user_id: uuid.UUID,
+    role: str = "user",
+    ttl: timedelta = timedelta(hours=12),
+    rules: TokenRules = TokenRules(),
 ) -> str:
     now = datetime.now(UTC)
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl}
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "iss": rules.issuer,
+        "aud": rules.audience,
+        "iat": now,
+        "exp": now + ttl,
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def decode_token(
-    secret: str, token: str, leeway: int = 30, *, now: float | None = None
+    secret: str,
+    token: str,
+    leeway: int = 30,
+    *,
+    now: float | None = None,
+    rules: TokenRules = TokenRules(),
 ) -> tuple[uuid.UUID, str]:
     """The token's (user id, role) if it is valid at `now` (default: the current time)."""
-    user_id, role, expires = _verified(secret, token, leeway)
+    user_id, role, expires = _verified(secret, token, leeway, rules)
     if expires <= (time.time() if now is None else now) - leeway:
         raise AuthenticationError("token expired")
     return user_id, role
 
 
 @functools.lru_cache(maxsize=10_000)
-def _verified(secret: str, token: str, leeway: int) -> tuple[uuid.UUID, str, float]:
+def _verified(
+    secret: str, token: str, leeway: int, rules: TokenRules
+) -> tuple[uuid.UUID, str, float]:
     """Signature and claims checked once per token and process: a client sends the same token
     for hours, and verifying it was a tenth of a request's CPU. Of the checked claims only `exp`
     can change its verdict as time passes (`nbf` and `iat` only become valid), so callers check
     `exp` again on each use. Refused tokens raise and are not remembered."""
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"], leeway=leeway, options={"require": ["sub", "exp"]}
+            token,
+            secret,
+            algorithms=["HS256"],
+            leeway=leeway,
+            issuer=rules.issuer,
+            audience=rules.audience,
+            options={"require": ["sub", "exp", "iat", "iss", "aud"]},
         )
     except jwt.ExpiredSignatureError:
         raise AuthenticationError("token expired") from None
     except jwt.InvalidTokenError:
         raise AuthenticationError("invalid token") from None
+    if float(claims["exp"]) - float(claims["iat"]) > rules.max_lifetime_seconds:
+        raise AuthenticationError("token lifetime exceeds JWT_MAX_LIFETIME_SECONDS")
     try:
         user_id = uuid.UUID(str(claims["sub"]))
     except ValueError:
@@ -87,7 +132,12 @@ def bearer_identity() -> tuple[uuid.UUID, str]:
     if identity is None:
         config = current_app.extensions["wallet"].config
         try:
-            identity = decode_token(config.jwt_secret, _bearer_token(), config.jwt_leeway_seconds)
+            identity = decode_token(
+                config.jwt_secret,
+                _bearer_token(),
+                config.jwt_leeway_seconds,
+                rules=TokenRules.of(config),
+            )
         except AuthenticationError as error:
             identity = error
         g.bearer_identity = identity

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jwt
 import pytest
 
-from tests.conftest import auth
+from app import create_app
+from tests.conftest import JWT_SECRET, auth, token_for
 
 
 def _is_problem(response: Any, status: int, code: str) -> None:
@@ -50,6 +53,71 @@ def test_unknown_methods_and_unmatched_paths_add_no_metric_label_values(app, cli
             "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"
         }  # fmt: skip
     assert not any("probe" in code.lower() for code in _label_values("api_errors", "code"))
+
+
+# Item 13: tokens name this issuer and audience and live at most JWT_MAX_LIFETIME_SECONDS --------
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + timedelta(hours=1),
+        "iss": "token-wallet",
+        "aud": "token-wallet-api",
+    }
+    claims.update(overrides)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        _claims(iss="someone-else"),
+        _claims(iss=None),
+        _claims(aud="another-api"),
+        _claims(aud=None),
+        _claims(iat=None),
+        _claims(exp=datetime.now(UTC) + timedelta(hours=24, minutes=5)),
+        _claims(exp=datetime.now(UTC) + timedelta(days=3650)),
+    ],
+    ids=["wrong-iss", "no-iss", "wrong-aud", "no-aud", "no-iat", "over-24h", "ten-years"],
+)
+def test_tokens_of_another_issuer_or_audience_or_too_long_a_life_are_401(client, claims) -> None:  # type: ignore[no-untyped-def]
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    response = client.get("/api/wallet", headers={"Authorization": f"Bearer {token}"})
+    _is_problem(response, 401, "unauthorized")
+
+
+def test_a_token_with_this_issuer_audience_and_a_day_of_life_is_accepted(client) -> None:  # type: ignore[no-untyped-def]
+    claims = _claims(exp=datetime.now(UTC) + timedelta(hours=23))
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    assert (
+        client.get("/api/wallet", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+
+
+def test_the_issuer_and_audience_are_configurable(config) -> None:  # type: ignore[no-untyped-def]
+    custom = create_app(config.replace(jwt_issuer="https://idp.example", jwt_audience="wallet"))
+    client = custom.test_client()
+    default = {"Authorization": f"Bearer {token_for(uuid.uuid4())}"}
+    _is_problem(client.get("/api/wallet", headers=default), 401, "unauthorized")
+    claims = _claims(iss="https://idp.example", aud="wallet")
+    token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+    assert (
+        client.get("/api/wallet", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+    printed = custom.test_cli_runner().invoke(args=["users", "token"])
+    assert printed.exit_code == 0, printed.output
+    issued = {"Authorization": f"Bearer {printed.output.strip()}"}
+    assert client.get("/api/wallet", headers=issued).status_code == 200
+
+
+def test_the_cli_refuses_to_issue_a_token_beyond_the_lifetime_cap(app) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(args=["users", "token", "--hours", "25"])
+    assert result.exit_code != 0
+    assert "JWT_MAX_LIFETIME_SECONDS" in result.output
 
 
 # Item 14: malformed input is a 4xx problem, never a 500 -----------------------------------------
