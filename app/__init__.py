@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, request
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import (
     admin,
@@ -46,6 +47,12 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
     )
+    if config.trusted_proxies:
+        # Rate limits, the failed-authentication counter, audit entries and logs then see the
+        # client's address instead of the proxy's. Without trusted proxies, a client's own
+        # X-Forwarded-For is ignored (it would choose its rate-limit key and audited IP).
+        hops = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     wiring = bootstrap(config)
     app.extensions["wallet"] = wiring
     app.extensions["provisioner"] = Provisioner(wiring.db)

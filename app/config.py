@@ -88,6 +88,9 @@ class Config:
     rate_limit_auth_failures: str = "20/minute"
     # HTTP
     metrics_token: str = ""
+    # Reverse proxies in front of the API whose X-Forwarded-For/-Proto are believed (that many
+    # hops from the right). 0: the peer address is the client, whatever the headers say.
+    trusted_proxies: int = 0
     domain: str = "localhost"
     database_pool_size: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
@@ -147,6 +150,7 @@ class Config:
             rate_limit_wallet_auth=env.get("RATE_LIMIT_WALLET_AUTH", "10/minute"),
             rate_limit_auth_failures=env.get("RATE_LIMIT_AUTH_FAILURES", "20/minute"),
             metrics_token=env.get("METRICS_TOKEN", ""),
+            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
             wallet_data_key=env.get("WALLET_DATA_KEY", cls.wallet_data_key),
             domain=env.get("APP_DOMAIN", "localhost"),
             database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),

@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+from sqlalchemy import text
 
 from app import create_app
 from tests.conftest import JWT_SECRET, auth, token_for
@@ -237,3 +238,57 @@ def test_the_document_states_the_idempotency_key_length_and_characters(client, s
             assert response.status_code != 400, response.get_json()
         else:
             _is_problem(response, 400, "idempotency_key_required")
+
+
+# Item 15: X-Forwarded-For is believed only from TRUSTED_PROXIES proxies ------------------------
+
+
+def _audited_ip(db: Any, request_id: str) -> str | None:
+    with db.transaction() as session:
+        return session.execute(
+            text("SELECT ip FROM audit_log WHERE request_id = :r AND action = 'auth.failed'"),
+            {"r": request_id},
+        ).scalar_one_or_none()
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_the_audited_ip_is_the_peer_unless_a_trusted_proxy_forwards_it(config, db, trusted) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(config.replace(trusted_proxies=trusted))
+    peer, forwarded, request_id = _random_ip(), _random_ip(), f"xff-{uuid.uuid4().hex}"
+    response = app.test_client().get(
+        "/api/wallet",
+        headers={"X-Forwarded-For": forwarded, "X-Request-ID": request_id},
+        environ_base={"REMOTE_ADDR": peer},
+    )
+    _is_problem(response, 401, "unauthorized")
+    assert _audited_ip(db, request_id) == (forwarded if trusted else peer)
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_a_spoofed_x_forwarded_for_escapes_the_rate_limit_only_through_a_trusted_proxy(
+    config, trusted
+) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(config.replace(trusted_proxies=trusted, rate_limit_default="3/minute"))
+    client, peer = app.test_client(), _random_ip()
+    statuses = [
+        client.get(
+            "/api/wallet",
+            headers={"X-Forwarded-For": _random_ip()},
+            environ_base={"REMOTE_ADDR": peer},
+        ).status_code
+        for _ in range(5)
+    ]
+    # Without a trusted proxy every request counts against the peer; through one, each forwarded
+    # client has its own window.
+    assert statuses == ([401] * 3 + [429] * 2 if not trusted else [401] * 5)
+
+
+def test_only_the_trusted_number_of_hops_is_believed(config, db) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(config.replace(trusted_proxies=1))
+    spoofed, client_ip, request_id = _random_ip(), _random_ip(), f"xff-{uuid.uuid4().hex}"
+    app.test_client().get(  # the client sent its own X-Forwarded-For; the proxy appended the peer
+        "/api/wallet",
+        headers={"X-Forwarded-For": f"{spoofed}, {client_ip}", "X-Request-ID": request_id},
+        environ_base={"REMOTE_ADDR": _random_ip()},
+    )
+    assert _audited_ip(db, request_id) == client_ip
