@@ -20,7 +20,7 @@ from app.api import (
     wallet,
 )
 from app.bootstrap import bootstrap
-from app.config import Config
+from app.config import Config, refuse_insecure
 from app.domain.errors import WalletError
 from app.services.wallets import Provisioner, SystemWallets
 
@@ -35,6 +35,7 @@ class MalformedJsonError(WalletError):
 
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
+    refuse_insecure(config)  # the API, the Celery worker and beat all start here
     app = Flask(__name__, static_folder=swagger_ui_path, static_url_path="/api/docs/static")
     app.config.update(
         API_TITLE=API_TITLE,

@@ -1,10 +1,18 @@
 """Configuration from environment variables (twelve-factor), with development defaults.
 
 Everything the process needs is read once into a frozen `Config`; tests build their own.
+
+The defaults of JWT_SECRET and WALLET_DATA_KEY are published in this repository, so they are
+development values: outside an explicit APP_ENV=development (`make run` and the tests set it) the
+app, the Celery worker and beat refuse to start (`refuse_insecure`, called by `create_app`) while
+a secret is missing, shorter than 32 bytes or a development value, or WEBHOOK_URL is set without
+a WEBHOOK_SECRET of 32 bytes or more.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -13,6 +21,10 @@ from typing import Any
 
 DEV_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/wallet"
 DEV_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEVELOPMENT = "development"
+DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
+DEV_WALLET_DATA_KEY = "dev:ZGV2LW9ubHktd2FsbGV0LWRhdGEta2V5LTMyYnl0ZXM="
+MIN_SECRET_BYTES = 32
 # Bearer tokens name who issued them and for whom (`iss`, `aud`); both are checked.
 DEFAULT_JWT_ISSUER = "token-wallet"
 DEFAULT_JWT_AUDIENCE = "token-wallet-api"
@@ -32,9 +44,11 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Config:
+    # "development" accepts the development secrets below; anything else refuses them.
+    app_env: str = "production"
     database_url: str = DEV_DATABASE_URL
     redis_url: str = DEV_REDIS_URL
-    jwt_secret: str = "dev-insecure-secret-change-me-0123456789"
+    jwt_secret: str = DEV_JWT_SECRET
     jwt_leeway_seconds: int = 30
     jwt_issuer: str = DEFAULT_JWT_ISSUER
     jwt_audience: str = DEFAULT_JWT_AUDIENCE
@@ -78,7 +92,7 @@ class Config:
     low_balance_interval_seconds: float = 60.0
     sse_heartbeat_seconds: float = 15.0
     # Encryption at rest: "<kid>:<base64 key>[,…]"; the development default is NOT secret.
-    wallet_data_key: str = "dev:ZGV2LW9ubHktd2FsbGV0LWRhdGEta2V5LTMyYnl0ZXM="
+    wallet_data_key: str = DEV_WALLET_DATA_KEY
     # Rate limits ("N/second|minute|hour|day", the `limits` syntax). Storage defaults to REDIS_URL.
     ratelimit_storage_url: str = ""
     rate_limit_default: str = "600/minute"
@@ -108,6 +122,7 @@ class Config:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         env = os.environ if env is None else env
         return cls(
+            app_env=env.get("APP_ENV", "production"),
             database_url=env.get("DATABASE_URL", DEV_DATABASE_URL),
             redis_url=env.get("REDIS_URL", DEV_REDIS_URL),
             jwt_secret=env.get("JWT_SECRET", cls.jwt_secret),
@@ -162,3 +177,55 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return replace(self, **changes)
+
+
+class InsecureConfigError(RuntimeError):
+    """The configuration may not run outside development (see the module docstring)."""
+
+
+def insecure_settings(config: Config) -> list[str]:
+    """Why `config` must not run outside development (nothing in development)."""
+    if config.app_env == DEVELOPMENT:
+        return []
+    problems = _secret_problems("JWT_SECRET", config.jwt_secret.encode(), DEV_JWT_SECRET.encode())
+    dev_key = base64.b64decode(DEV_WALLET_DATA_KEY.partition(":")[2])
+    for entry in (e.strip() for e in config.wallet_data_key.split(",") if e.strip()):
+        kid, _, encoded = entry.partition(":")
+        try:
+            key = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            problems.append(f"WALLET_DATA_KEY entry {kid!r} is not <kid>:<base64 key>")
+            continue
+        problems += [
+            f"{p} (key {kid!r})" for p in _secret_problems("WALLET_DATA_KEY", key, dev_key)
+        ]
+    if not config.wallet_data_key.strip():
+        problems.append("WALLET_DATA_KEY is empty")
+    if config.webhook_url and len(config.webhook_secret.encode()) < MIN_SECRET_BYTES:
+        problems.append(
+            f"WEBHOOK_URL is set but WEBHOOK_SECRET is missing or shorter than {MIN_SECRET_BYTES}"
+            " bytes (receivers could not trust the signature)"
+        )
+    return problems
+
+
+def _secret_problems(name: str, value: bytes, development_value: bytes) -> list[str]:
+    if value == development_value:
+        return [f"{name} is a development value published in the repository (or unset)"]
+    if len(value) < MIN_SECRET_BYTES:
+        return [f"{name} is shorter than {MIN_SECRET_BYTES} bytes"]
+    return []
+
+
+def refuse_insecure(config: Config) -> None:
+    """Raise `InsecureConfigError`, naming every problem, unless `config` is safe to run."""
+    problems = insecure_settings(config)
+    if problems:
+        raise InsecureConfigError(
+            f"Refusing to start with APP_ENV={config.app_env!r}: "
+            + "; ".join(problems)
+            + ". Set each secret to a random value of at least 32 bytes (`python -c 'import"
+            " secrets; print(secrets.token_urlsafe(32))'`; a WALLET_DATA_KEY from `python -c"
+            " 'from app.sealing import generate_key_spec; print(generate_key_spec())'`), or"
+            " APP_ENV=development on a development machine."
+        )

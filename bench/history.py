@@ -58,6 +58,7 @@ def read_latency(
     migrate(url)
     config = Config.from_env(
         {
+            "APP_ENV": "development",
             "DATABASE_URL": url,
             "REDIS_URL": stack.redis_url,
             "JWT_SECRET": SECRET,

@@ -178,6 +178,7 @@ def settle_tps(stack: BenchStack, *, users: int, count: int, concurrency: int) -
 
     env = dict(
         os.environ,
+        APP_ENV="development",
         DATABASE_URL=stack.app_url(dbname),
         REDIS_URL=stack.redis_url,
         PYTHONPATH=str(ROOT),

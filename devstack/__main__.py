@@ -45,6 +45,7 @@ def run() -> int:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
+    env.setdefault("APP_ENV", "development")
     env.setdefault("JWT_SECRET", _secret_file("jwt_secret", secrets.token_urlsafe(32)))
     env.setdefault(
         "FLOWER_BASIC_AUTH", _secret_file("flower_auth", f"admin:{secrets.token_urlsafe(12)}")
@@ -131,6 +132,7 @@ def _start_local_cluster(env: dict[str, str]) -> Callable[[], None]:
 
 
 STACK_ENV = (  # the app's view: DATABASE_URL is the app role, the owner's URL stays out
+    "APP_ENV",
     "DATABASE_URL",
     "REDIS_URL",
     "JWT_SECRET",

@@ -150,6 +150,7 @@ def main() -> int:
     env = dict(
         os.environ,
         API_PORT=str(port),
+        APP_ENV="development",
         JWT_SECRET=secret,
         PYTHONPATH=str(ROOT),
         RATE_LIMIT_DEFAULT="10000000/minute",

@@ -222,6 +222,7 @@ _webhook_receiver: WebhookReceiver | None = None
 def pytest_configure(config: pytest.Config) -> None:
     global _servers
     _servers = Servers()
+    os.environ["APP_ENV"] = "development"  # the suite's secrets are real, but it is not production
     os.environ["DATABASE_URL"] = _servers.database_url
     os.environ["REDIS_URL"] = _servers.redis_url
     os.environ["JWT_SECRET"] = JWT_SECRET

@@ -56,6 +56,34 @@ def test_unknown_methods_and_unmatched_paths_add_no_metric_label_values(app, cli
     assert not any("probe" in code.lower() for code in _label_values("api_errors", "code"))
 
 
+# Item 5: development secrets refused outside development -------------------------------------
+
+DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
+
+
+def test_the_app_factory_refuses_a_development_secret_outside_development(config) -> None:  # type: ignore[no-untyped-def]
+    production = config.replace(app_env="production", jwt_secret=DEV_JWT_SECRET)
+    with pytest.raises(RuntimeError, match="JWT_SECRET is a development value"):
+        create_app(production)
+    create_app(config.replace(app_env="development", jwt_secret=DEV_JWT_SECRET))
+
+
+def test_the_celery_app_of_worker_and_beat_refuses_a_development_secret(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from workers.bootstrap import make_celery
+
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("WALLET_DATA_KEY")  # falls back to the key published in app/config.py
+    with pytest.raises(RuntimeError, match="WALLET_DATA_KEY is a development value"):
+        make_celery()
+
+
+def test_production_starts_with_real_secrets(config) -> None:  # type: ignore[no-untyped-def]
+    assert config.jwt_secret == JWT_SECRET and len(JWT_SECRET) >= 32
+    assert create_app(config.replace(app_env="production")).test_client().get("/healthz").json == {
+        "status": "ok"
+    }
+
+
 # Item 13: tokens name this issuer and audience and live at most JWT_MAX_LIFETIME_SECONDS --------
 
 

@@ -48,3 +48,12 @@ def test_compose_migrates_as_the_owner_and_runs_every_process_as_the_app_role() 
         environment = compose[service]["environment"]
         assert "MIGRATION_DATABASE_URL" not in environment, service
         assert _user(environment["DATABASE_URL"]) == app_login, service
+
+
+def test_compose_requires_the_secrets_and_runs_outside_development() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for service in (*SERVICES.values(), "migrate"):
+        environment = compose[service]["environment"]
+        for name in ("JWT_SECRET", "WALLET_DATA_KEY"):
+            assert environment[name].startswith(f"${{{name}:?"), (service, name)
+        assert environment["APP_ENV"] != "development", service
