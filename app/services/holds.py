@@ -28,7 +28,7 @@ from app.domain.settlement import (
     reject_held,
     release_held,
 )
-from app.domain.transactions import Status
+from app.domain.transactions import Status, WalletKind
 from app.models import LedgerEntry, Transaction, Wallet
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import audit, notifications
@@ -83,8 +83,12 @@ def search(
         query = query.where(Transaction.status == filters.status)
     if filters.kind:
         query = query.where(Transaction.kind == filters.kind)
-    if filters.user_id is not None:
-        wallet_id = session.scalar(select(Wallet.id).where(Wallet.user_id == filters.user_id))
+    if filters.user_id is not None:  # a user's wallet: a system account's id finds no user
+        wallet_id = session.scalar(
+            select(Wallet.id).where(
+                Wallet.user_id == filters.user_id, Wallet.kind == WalletKind.USER.value
+            )
+        )
         if wallet_id is None:
             return [], None
         query = query.where(

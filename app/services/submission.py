@@ -1,11 +1,12 @@
 """Accepting money movements as PENDING transactions (the API side of the pipeline).
 
-Every kind goes through the database function `accept_transactions` (migration 0007), in one
-round trip: it claims the Idempotency-Key, resolves the counterparties, reserves the amount on the
-debit wallet's submit-side counters (available = balance − reserved must cover it), hands out the
-wallet's next `seq`, and inserts the transactions and their audit entries. It never touches the
-wallet row settlement locks, so accepting a request never waits for a settlement batch.
-Settlement is kicked only after the call has committed.
+Every kind goes through the database function `accept_transactions` (migrations 0007, 0011),
+in one round trip: it claims the Idempotency-Key, resolves the counterparties (a user id names a
+user's wallet, never a system wallet), reserves the amount on the debit wallet's submit-side
+counters (available = balance − reserved must cover it), hands out the wallet's next `seq`, and
+inserts the transactions and their audit entries. It never touches the wallet row settlement
+locks, so accepting a request never waits for a settlement batch. Settlement is kicked only after
+the call has committed.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ _ACCEPT = """
 @dataclass(frozen=True)
 class Line:
     """One transaction to record: to a wallet, or to a user's wallet (`credit_user_id`, resolved
-    by the database — an unknown user is `recipient_not_found`)."""
+    by the database to a wallet of kind `user` only — an unknown user or a system account is
+    `recipient_not_found`, migration 0011)."""
 
     credit_wallet_id: uuid.UUID | None
     amount: Decimal
@@ -73,9 +75,11 @@ class Line:
 
 @dataclass(frozen=True)
 class Submission:
-    """What to record: transactions of one kind debiting one wallet (given, or the wallet of
+    """What to record: transactions of one kind debiting one wallet (given, or the user wallet of
     `debit_user_id`). A refund names the original instead of lines: the database derives the
-    counterparties and checks the amount still refundable (`refund_amount` None = all of it)."""
+    counterparties and checks the amount still refundable (`refund_amount` None = all of it).
+    The database pays each kind only from its kind of wallet (a user's, the platform's for
+    rewards, an external account's for issuance and deposits), else `wallet_not_found`."""
 
     kind: Kind
     lines: list[Line]
