@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 
 from app.api.auth import TOKEN_ROLES, TokenRules, issue_token
 from app.chain.rpc import ChainRejectedError, ChainUnavailableError, JsonRpc
+from app.domain.accounts import is_reserved
 from app.domain.money import AmountError, parse_amount, to_wire
 from app.sealing import generate_key_spec
 from app.services import invariants, keys, transfers
@@ -27,6 +28,8 @@ users = AppGroup("users", help="Users and tokens.")
 @click.option("--hours", type=int, default=12, show_default=True, help="Token lifetime.")
 def token(user_id: uuid.UUID | None, role: str, hours: int) -> None:
     """Print a bearer token for USER_ID (a new random user when omitted)."""
+    if user_id is not None and is_reserved(user_id):  # the API would refuse it (403)
+        raise click.BadParameter("reserved for system accounts", param_hint="USER_ID")
     config = current_app.extensions["wallet"].config
     ttl = timedelta(hours=hours)
     if not 0 < ttl.total_seconds() <= config.jwt_max_lifetime_seconds:

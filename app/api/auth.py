@@ -19,7 +19,13 @@ from flask import current_app, g, request
 
 from app.config import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, Config
 from app.db import Database
-from app.domain.errors import AuthenticationError, PermissionDeniedError, RateLimitedError
+from app.domain.accounts import is_reserved
+from app.domain.errors import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ReservedSubjectError,
+)
 from app.domain.transactions import Role
 from app.services import audit
 
@@ -148,13 +154,20 @@ def bearer_identity() -> tuple[uuid.UUID, str]:
 
 def authenticate() -> Principal:
     """Decode the caller's token and provision them (user and wallet) on first use; a known user
-    costs no database statement (the provisioner remembers them)."""
+    costs no database statement (the provisioner remembers them). A token naming a system
+    account's id is refused (403) and audited before anything is looked up or provisioned: a
+    valid signature on one means the token issuer is misused or compromised."""
     wiring = current_app.extensions["wallet"]
     try:
         user_id, role = bearer_identity()
     except AuthenticationError as error:
         _failed(wiring.db, error)
         raise
+    if is_reserved(user_id):
+        audit.record_alone(
+            wiring.db, "auth.reserved_subject", actor_id=None, target=user_id, role=role
+        )
+        raise ReservedSubjectError("the token names a system account")
     wallet_id = current_app.extensions["provisioner"].wallet_id_for(user_id, role)
     principal = Principal(user_id=user_id, role=role, wallet_id=wallet_id)
     g.principal = principal

@@ -29,6 +29,11 @@ class PermissionDeniedError(WalletError):
     title = "Not allowed for this role"
 
 
+class ReservedSubjectError(PermissionDeniedError):
+    code = "reserved_subject"
+    title = "Token subject is reserved for a system account"
+
+
 class WalletNotFoundError(WalletError):
     code = "wallet_not_found"
     status = 404

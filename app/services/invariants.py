@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from app.services.wallets import CHAIN_USER_ID, ISSUANCE_USER_ID
+from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID
 
 
 @dataclass(frozen=True)

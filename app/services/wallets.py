@@ -14,16 +14,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.db import Database
-from app.domain.errors import WalletNotFoundError
+from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID, is_reserved
+from app.domain.errors import ReservedSubjectError, WalletNotFoundError
 from app.domain.transactions import Role, WalletKind
 from app.models import User, Wallet
 from app.services import audit, history
 from app.services.history import TransactionView
-
-# Fixed ids of the system accounts, so every process and every migration agrees on them.
-PLATFORM_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
-ISSUANCE_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000002")
-CHAIN_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000003")
 
 SYSTEM_ACCOUNTS = {
     "platform": (PLATFORM_USER_ID, Role.PLATFORM, WalletKind.PLATFORM),
@@ -62,6 +58,8 @@ class Provisioner:
         self._lock = threading.Lock()
 
     def wallet_id_for(self, user_id: uuid.UUID, role: str) -> uuid.UUID:
+        if is_reserved(user_id):  # authentication refuses these first; never provision one
+            raise ReservedSubjectError()
         with self._lock:
             wallet_id = self._known.get(user_id)
             if wallet_id is not None:

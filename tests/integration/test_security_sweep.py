@@ -7,6 +7,7 @@ import pytest
 from werkzeug.routing import Rule
 
 from app.api.auth import issue_token
+from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID
 from tests.conftest import auth, token_for
 from tests.support import fund, provision, wait_settled
 
@@ -79,6 +80,16 @@ def test_admin_endpoints_refuse_service_tokens(app, client) -> None:  # type: ig
     service = auth(uuid.uuid4(), "service")
     for rule, method in _endpoints(app, "/api/admin"):
         assert _call(client, method, _url(rule), service).status_code == 403, rule.rule
+
+
+def test_every_non_public_endpoint_refuses_a_token_naming_a_system_account(app, client) -> None:  # type: ignore[no-untyped-def]
+    swept = _endpoints(app, "/api")
+    for subject in (PLATFORM_USER_ID, ISSUANCE_USER_ID, CHAIN_USER_ID):
+        for role in ("user", "service", "admin"):
+            for rule, method in swept:
+                response = _call(client, method, _url(rule), auth(subject, role))
+                assert response.status_code == 403, (subject, role, method, rule.rule)
+                assert response.get_json()["code"] == "reserved_subject"
 
 
 def test_no_user_can_reach_another_users_wallet_transactions_or_notifications(  # type: ignore[no-untyped-def]

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
-from app.domain.errors import WalletNotFoundError
+from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID
+from app.domain.errors import ReservedSubjectError, WalletNotFoundError
 from app.domain.transactions import Kind
-from app.models import Transaction, Wallet, WalletCounters
+from app.models import AuditLog, Transaction, User, Wallet, WalletCounters
 from app.services.submission import Line, Submission, record, shard_of
-from app.services.wallets import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID
 from tests.conftest import auth
 from tests.support import balance, fund, provision, wait_settled
 
@@ -186,3 +186,67 @@ def test_the_admin_transaction_list_finds_no_user_behind_a_system_id(  # type: i
         listed = client.get(f"/api/admin/transactions?user_id={user_id}", headers=admin)
         assert listed.status_code == 200
         assert listed.get_json() == {"items": [], "next_cursor": None}
+
+
+def _reserved_audits(db: Any, subject: uuid.UUID) -> list[AuditLog]:
+    with db.transaction() as session:
+        rows = list(
+            session.scalars(
+                select(AuditLog).where(
+                    AuditLog.action == "auth.reserved_subject", AuditLog.target == str(subject)
+                )
+            )
+        )
+        session.expunge_all()
+        return rows
+
+
+# One route per role that any token of that role may reach.
+ROLE_ROUTES = {
+    "user": ("GET", "/api/wallet"),
+    "service": ("POST", "/api/internal/charges"),
+    "admin": ("GET", "/api/admin/transactions"),
+}
+
+
+@pytest.mark.parametrize("role", list(ROLE_ROUTES))
+@pytest.mark.parametrize("name", list(SYSTEM))
+def test_a_token_naming_a_system_account_is_refused_and_audited(  # type: ignore[no-untyped-def]
+    client, db, system_ids, name, role
+) -> None:
+    """A user token for the issuance account was served its wallet (balance −1000000.000001)."""
+    subject = system_ids[name]
+    before = len(_reserved_audits(db, subject))
+    method, path = ROLE_ROUTES[role]
+    response = client.open(
+        path, method=method, json={}, headers={**auth(subject, role), "Idempotency-Key": "k"}
+    )
+    assert response.status_code == 403, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert response.get_json()["code"] == "reserved_subject"
+    assert "balance" not in response.get_data(as_text=True)
+    audits = _reserved_audits(db, subject)
+    assert len(audits) == before + 1
+    assert audits[-1].actor_id is None and audits[-1].details["role"] == role
+
+
+def test_a_reserved_id_without_an_account_is_refused_before_anything_is_provisioned(  # type: ignore[no-untyped-def]
+    app, client, db
+) -> None:
+    """Ids below …0001:0000 are kept for system accounts to come: a token naming one must not
+    create a user (and a user wallet) that a later system account would then be handed."""
+    future = uuid.UUID("00000000-0000-0000-0000-00000000fffe")
+    for _ in range(2):  # nothing is remembered either
+        response = client.get("/api/wallet", headers=auth(future))
+        assert response.status_code == 403 and response.get_json()["code"] == "reserved_subject"
+    with db.transaction() as session:
+        assert session.get(User, future) is None
+        assert session.scalar(select(Wallet.id).where(Wallet.user_id == future)) is None
+    assert len(_reserved_audits(db, future)) >= 2
+    with pytest.raises(ReservedSubjectError):
+        app.extensions["provisioner"].wallet_id_for(future, "user")
+
+
+def test_the_cli_prints_no_token_for_a_reserved_id(app) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(args=["users", "token", str(ISSUANCE_USER_ID)])
+    assert result.exit_code != 0 and "reserved for system accounts" in result.output

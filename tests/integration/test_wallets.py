@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from app.domain.accounts import PLATFORM_USER_ID
 from app.models import User, Wallet
-from app.services.wallets import PLATFORM_USER_ID, SystemWallets
+from app.services.wallets import SystemWallets
 from tests.conftest import auth
 
 
