@@ -60,7 +60,9 @@ def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
 @bp.response(200, AdminTransactionSchema)
 @bp.doc(security=SECURITY)
 def release_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
-    """Settle a held transaction now. 409 `transaction_not_held` when it is not held."""
+    """Settle a held transaction now. 409 `transaction_not_held` when it is not held.
+
+    Four eyes: 403 `own_transaction` when the caller sent or receives it."""
     return holds.release(wiring(), transaction_id, current_principal().user_id)
 
 
@@ -69,7 +71,9 @@ def release_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
 @bp.response(200, AdminTransactionSchema)
 @bp.doc(security=SECURITY)
 def reject_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
-    """Fail a held transaction (`rejected`) and free its reservation."""
+    """Fail a held transaction (`rejected`) and free its reservation.
+
+    Four eyes: 403 `own_transaction` when the caller sent or receives it."""
     return holds.reject(wiring(), transaction_id, current_principal().user_id)
 
 

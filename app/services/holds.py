@@ -1,5 +1,8 @@
 """Transactions held by the fraud rules: the admins' queue, release and reject.
 
+Four eyes: an admin who sent or receives a held transaction may not decide about it (403
+`own_transaction`, audited as `admin.decision_refused`).
+
 A decision runs in its own database transaction: the held row is locked first (two admins
 deciding at once are serialized; the second finds it no longer held), then both wallets in id
 order `FOR NO KEY UPDATE` like the settlement batches (which never touch a held row, so the two
@@ -20,7 +23,7 @@ from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from app.bootstrap import Wiring
-from app.domain.errors import TransactionNotFoundError, WalletError
+from app.domain.errors import PermissionDeniedError, TransactionNotFoundError, WalletError
 from app.domain.settlement import (
     BatchResult,
     PendingTx,
@@ -45,6 +48,13 @@ class TransactionNotReleasableError(WalletError):
     code = "transaction_not_releasable"
     status = 409
     title = "Held transaction cannot settle now"
+
+
+class OwnTransactionError(PermissionDeniedError):
+    """Four eyes: whoever sent or receives a held transaction does not decide about it."""
+
+    code = "own_transaction"
+    title = "Another admin must decide on a transaction you are a party to"
 
 
 @dataclass(frozen=True)
@@ -106,12 +116,12 @@ def search(
 
 def release(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, Any]:
     """Settle a held transaction now (a withdrawal: debit it and send it on-chain)."""
-    return _decide(wiring, tx_id, admin_id, _release, "admin.transaction_released")
+    return _decide(wiring, tx_id, admin_id, _release, "release")
 
 
 def reject(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, Any]:
     """FAILED `rejected`; the reservation is freed and the sender told."""
-    return _decide(wiring, tx_id, admin_id, reject_held, "admin.transaction_rejected")
+    return _decide(wiring, tx_id, admin_id, reject_held, "reject")
 
 
 def _release(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
@@ -124,7 +134,31 @@ def _release(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResul
     return result
 
 
+_AUDITED = {"release": "admin.transaction_released", "reject": "admin.transaction_rejected"}
+
+
 def _decide(
+    wiring: Wiring,
+    tx_id: uuid.UUID,
+    admin_id: uuid.UUID,
+    decide: Callable[[dict[uuid.UUID, WalletState], PendingTx], BatchResult],
+    decision: str,
+) -> dict[str, Any]:
+    try:
+        return _decided(wiring, tx_id, admin_id, decide, _AUDITED[decision])
+    except OwnTransactionError:
+        audit.record_alone(
+            wiring.db,
+            "admin.decision_refused",
+            actor_id=admin_id,
+            target=tx_id,
+            decision=decision,
+            reason=OwnTransactionError.code,
+        )
+        raise
+
+
+def _decided(
     wiring: Wiring,
     tx_id: uuid.UUID,
     admin_id: uuid.UUID,
@@ -143,12 +177,18 @@ def _decide(
                 Transaction.kind,
                 Transaction.status,
                 Transaction.failure_reason,
+                _Debit.user_id.label("debit_user_id"),
+                _Credit.user_id.label("credit_user_id"),
             )
+            .join(_Debit, _Debit.id == Transaction.debit_wallet_id)
+            .join(_Credit, _Credit.id == Transaction.credit_wallet_id)
             .where(Transaction.id == tx_id)
-            .with_for_update(key_share=True)
+            .with_for_update(key_share=True, of=Transaction)
         ).first()
         if row is None:
             raise TransactionNotFoundError()
+        if admin_id in (row.debit_user_id, row.credit_user_id):
+            raise OwnTransactionError("you sent or receive this transaction")
         if row.status != Status.HELD.value:
             raise TransactionNotHeldError(
                 f"transaction is {row.status}", transaction_status=row.status

@@ -262,3 +262,33 @@ def test_a_released_withdrawal_is_debited_and_lands_on_chain(  # type: ignore[no
     )
     assert status_of(db, tx_id) == "completed"
     _ledger_ok(app)
+
+
+@pytest.mark.parametrize("decision", ["release", "reject"])
+def test_an_admin_cannot_decide_a_hold_on_their_own_transaction(  # type: ignore[no-untyped-def]
+    app, client, db, decision
+) -> None:
+    """Four eyes: the sender and the recipient may hold the admin role too; neither may decide,
+    and the refused attempt is audited. Another admin still can."""
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10000")
+    provision(app, bob)
+    tx_id = _transfer(client, alice, bob, "10000")["transaction_id"]
+    url = f"/api/admin/transactions/{tx_id}/{decision}"
+    for party in (alice, bob):
+        refused = client.post(url, headers=auth(party, "admin"))
+        assert refused.status_code == 403, refused.get_json()
+        assert refused.mimetype == "application/problem+json"
+        assert refused.get_json()["code"] == "own_transaction"
+    assert status_of(db, tx_id) == "held"
+    assert (wallet(db, alice).held, balance(db, bob)) == (10000, Decimal(0))
+    audited = _audit(db, tx_id, "admin.decision_refused")
+    assert sorted((str(a.actor_id), a.details["decision"]) for a in audited) == sorted(
+        [(str(alice), decision), (str(bob), decision)]
+    )
+    assert _audit(db, tx_id, f"admin.transaction_{decision}ed") == []
+
+    decided = client.post(url, headers=auth(_admin(app), "admin"))
+    assert decided.status_code == 200, decided.get_json()
+    assert status_of(db, tx_id) == ("completed" if decision == "release" else "failed")
+    _ledger_ok(app)
