@@ -69,6 +69,7 @@ def create_app(config: Config | None = None) -> Flask:
     api.register_blueprint(notifications.bp)
     api.register_blueprint(connections.bp)
     api.register_blueprint(settings.bp)
+    settings.document_bounds(api.spec, config)
     api.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     problems.register(app)

@@ -197,6 +197,41 @@ def test_an_invalid_threshold_is_rejected_and_nothing_changes(client: Any, body:
     assert settings["low_balance_threshold"] is None
 
 
+def test_a_threshold_is_above_zero_and_at_most_the_largest_transfer(
+    client: Any, config: Any
+) -> None:
+    """A threshold of 0 never alerts, and one beyond any balance a transfer could leave makes the
+    minute job scan every wallet (issue 10 item 17): both are refused, the bounds are kept."""
+    largest = config.max_transfer_amount
+    user = uuid.uuid4()
+    too_high = largest + Decimal("0.000001")
+    for refused in (0, "0", "0.000000", str(too_high), int(largest) + 1):
+        response = client.put(
+            "/api/wallet/settings", json={"low_balance_threshold": refused}, headers=auth(user)
+        )
+        assert response.status_code == 422, (refused, response.get_json())
+        assert response.mimetype == "application/problem+json"
+        assert response.get_json()["code"] == "validation_error"
+        assert "low_balance_threshold" in response.get_json()["errors"]
+    for accepted in ("0.000001", str(largest)):
+        response = client.put(
+            "/api/wallet/settings", json={"low_balance_threshold": accepted}, headers=auth(user)
+        )
+        assert response.status_code == 200, (accepted, response.get_json())
+        assert Decimal(response.get_json()["low_balance_threshold"]) == Decimal(accepted)
+
+
+def test_the_document_states_the_threshold_bounds(client: Any, config: Any) -> None:
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    threshold = schemas["SettingsRequest"]["properties"]["low_balance_threshold"]
+    [number] = [choice for choice in threshold["anyOf"] if choice["type"] == "number"]
+    assert (number["minimum"], number["exclusiveMinimum"]) == (0, True)
+    assert Decimal(str(number["maximum"])) == config.max_transfer_amount
+    [string] = [choice for choice in threshold["anyOf"] if choice["type"] == "string"]
+    assert not string["pattern"].startswith("^-")  # no negative thresholds either
+    assert "MAX_TRANSFER_AMOUNT" in threshold["description"]
+
+
 def test_services_have_no_wallet_settings(client: Any) -> None:
     response = client.get("/api/wallet/settings", headers=auth(uuid.uuid4(), "service"))
     assert response.status_code == 403
