@@ -192,9 +192,9 @@ def _reserved_audits(db: Any, subject: uuid.UUID) -> list[AuditLog]:
     with db.transaction() as session:
         rows = list(
             session.scalars(
-                select(AuditLog).where(
-                    AuditLog.action == "auth.reserved_subject", AuditLog.target == str(subject)
-                )
+                select(AuditLog)
+                .where(AuditLog.action == "auth.reserved_subject", AuditLog.target == str(subject))
+                .order_by(AuditLog.id)
             )
         )
         session.expunge_all()
