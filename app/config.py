@@ -77,6 +77,9 @@ class Config:
     solana_rpc_url: str = "http://127.0.0.1:8899"
     token_mint: str = ""
     token_decimals: int = 6
+    # The treasury's public address: all the API needs (deposit requests name it). The key
+    # itself (TREASURY_KEYPAIR) is only for the chain worker, which signs withdrawals.
+    treasury_address: str = ""
     treasury_keypair: str = ""  # path to a keypair JSON file, or the JSON array itself
     solana_chain_id: str = "localnet"
     rpc_timeout_seconds: float = 5.0
@@ -84,6 +87,14 @@ class Config:
     deposit_ttl_minutes: int = 30
     late_deposit_grace_hours: int = 168
     external_balance_cache_seconds: int = 15
+    # Withdrawals: the smallest amount, and how long after connecting a new address the first
+    # withdrawal to it must wait (a stolen session cannot connect its own address and cash out).
+    withdrawal_min_amount: Decimal = Decimal("1")
+    withdrawal_new_address_cooldown_seconds: int = 86400
+    # Deposits: open (unpaid, unexpired) requests per user, and how often viewing one may ask the
+    # chain (otherwise the stored state is answered; the watcher keeps polling).
+    deposit_max_open_per_user: int = 5
+    deposit_view_check_seconds: float = 10.0
     # Notifications
     webhook_url: str = ""
     webhook_secret: str = ""
@@ -147,12 +158,19 @@ class Config:
             solana_rpc_url=env.get("SOLANA_RPC_URL", "http://127.0.0.1:8899"),
             token_mint=env.get("TOKEN_MINT", ""),
             token_decimals=_int(env, "TOKEN_DECIMALS", 6),
+            treasury_address=env.get("TREASURY_ADDRESS", ""),
             treasury_keypair=env.get("TREASURY_KEYPAIR", ""),
             solana_chain_id=env.get("SOLANA_CHAIN_ID", "localnet"),
             rpc_timeout_seconds=_float(env, "SOLANA_RPC_TIMEOUT_SECONDS", 5.0),
             rpc_retries=_int(env, "SOLANA_RPC_RETRIES", 3),
             deposit_ttl_minutes=_int(env, "DEPOSIT_TTL_MINUTES", 30),
             late_deposit_grace_hours=_int(env, "LATE_DEPOSIT_GRACE_HOURS", 168),
+            withdrawal_min_amount=_decimal(env, "WITHDRAWAL_MIN_AMOUNT", "1"),
+            withdrawal_new_address_cooldown_seconds=_int(
+                env, "WITHDRAWAL_NEW_ADDRESS_COOLDOWN_SECONDS", 86400
+            ),
+            deposit_max_open_per_user=_int(env, "DEPOSIT_MAX_OPEN_PER_USER", 5),
+            deposit_view_check_seconds=_float(env, "DEPOSIT_VIEW_CHECK_SECONDS", 10.0),
             webhook_url=env.get("WEBHOOK_URL", ""),
             webhook_secret=env.get("WEBHOOK_SECRET", ""),
             webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8),

@@ -110,6 +110,10 @@ class Wallet(Base):
     # Last `seq` settled (completed or failed): settlement only ever takes settled_seq + 1 next.
     settled_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     address: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When `address` was connected (NULL: before migration 0012): the withdrawal cooldown.
+    address_connected_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
     network: Mapped[str] = mapped_column(Text, nullable=False, server_default="solana")
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
@@ -214,6 +218,10 @@ class Transaction(Base):
     last_valid_block_height: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     signed_tx: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # A withdrawal: times its signed bytes were handed to the cluster (counted before each send).
+    chain_sends: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # A deposit: when its payment was last looked for (watcher round-robin, on-demand limit).
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )

@@ -1,6 +1,7 @@
 """Alembic environment. The database URL comes from `-x url=…`, the config's
 `sqlalchemy.url` (set by tests and benchmarks), MIGRATION_DATABASE_URL (the owner of the schema),
 or DATABASE_URL (a single role: the application then owns the tables it should only use)."""
+
 from __future__ import annotations
 
 import logging

@@ -158,3 +158,15 @@ def move_tokens(
             ),
         ],
     )
+
+
+def token_account(solana: Any, owner: Pubkey) -> None:
+    """Give `owner` its (empty) associated token account of the platform mint, paid by a fresh
+    funded payer: what a wallet that holds the token already has."""
+    payer = Keypair()
+    solana.fund(payer.pubkey(), sol="1")
+    send(
+        solana,
+        payer,
+        [create_idempotent_associated_token_account(payer.pubkey(), owner, solana.mint)],
+    )

@@ -49,7 +49,7 @@ class SignedTransfer:
 
 class ChainClient(Protocol):
     def latest_blockhash(self) -> tuple[Hash, int]: ...
-    def block_height(self) -> int: ...
+    def block_height(self, commitment: str = "confirmed") -> int: ...
     def send(self, raw: bytes) -> str: ...
     def signature_status(self, signature: str) -> SignatureStatus | None: ...
     def signatures_for_address(self, address: str) -> list[dict[str, Any]]: ...
@@ -69,8 +69,8 @@ class SolanaRpcClient:
         value = self.rpc.call("getLatestBlockhash", {"commitment": "confirmed"})["value"]
         return Hash.from_string(value["blockhash"]), int(value["lastValidBlockHeight"])
 
-    def block_height(self) -> int:
-        return int(self.rpc.call("getBlockHeight", {"commitment": "confirmed"}))
+    def block_height(self, commitment: str = "confirmed") -> int:
+        return int(self.rpc.call("getBlockHeight", {"commitment": commitment}))
 
     def send(self, raw: bytes) -> str:
         """Send signed bytes (preflight on). Re-sending bytes that already landed is safe."""

@@ -301,16 +301,25 @@ def pending_reply(tx_id: uuid.UUID, status: int = 202) -> Reply:
     )
 
 
-def advance_staged(session: Session, tx_id: uuid.UUID, stage: str, /, **values: Any) -> Any:
+def advance_staged(
+    session: Session,
+    tx_id: uuid.UUID,
+    stage: str,
+    /,
+    guard: tuple[Any, ...] = (),
+    **values: Any,
+) -> Any:
     """Compare-and-set for chain-staged work: move a PENDING transaction that is still in `stage`
-    (a redelivered task finds it moved on and changes nothing). Returns the updated row's
-    (debit_wallet_id, credit_wallet_id, amount), or None when it had already moved."""
+    (a redelivered task finds it moved on and changes nothing), and matches every `guard`
+    condition. Returns the updated row's (debit_wallet_id, credit_wallet_id, amount), or None
+    when it had already moved."""
     return session.execute(
         update(Transaction)
         .where(
             Transaction.id == tx_id,
             Transaction.status == Status.PENDING.value,
             Transaction.stage == stage,
+            *guard,
         )
         .values(updated_at=func.now(), **values)
         .returning(Transaction.debit_wallet_id, Transaction.credit_wallet_id, Transaction.amount)

@@ -5,8 +5,10 @@ it is sent → sent/rebroadcast → `finalized` → COMPLETED with tx_hash. Reje
 expired without landing → FAILED, and a refund transaction restores the balance.
 
 Exactly once on-chain: one signature per withdrawal. The signed bytes are stored before sending,
-so a redelivered task rebroadcasts the same bytes (same signature) and never signs again; a
-withdrawal whose blockhash expired is failed only after its signature is known absent.
+so a redelivered task rebroadcasts the same bytes (same signature) and never signs again. A
+withdrawal is failed and refunded only when no copy can land: its signature is absent and the
+finalized block height is past its blockhash's last valid block height, or the cluster refused
+its very first send at preflight (see `_broadcast`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from solders.pubkey import Pubkey
 from sqlalchemy import func, select, update
@@ -94,19 +97,13 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
 
     status = chain.signature_status(signature)
     if status is None:
-        if chain.block_height() > valid_until:
+        # Expired only in the finalized view: no fork that could still include it is left.
+        if chain.block_height("finalized") > valid_until:
             if chain.signature_status(signature) is None:  # known absent, and can never land
                 return fail(wiring, system, tx_id, FailureReason.EXPIRED)
             status = chain.signature_status(signature)
         else:
-            try:
-                chain.send(raw)  # first send, or a rebroadcast of the same signature
-            except ChainRejectedError as exc:
-                if "BlockhashNotFound" in f"{exc} {exc.data}":
-                    return "waiting"  # the node may lag; decide at expiry
-                log.warning("withdrawal %s rejected: %s %s", tx_id, exc, exc.data)
-                return fail(wiring, system, tx_id, FailureReason.CHAIN_REJECTED, str(exc))
-            return "sent"
+            return _broadcast(wiring, system, tx_id, raw)
     if status is None:
         return "waiting"
     if status.err is not None:
@@ -144,12 +141,54 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
     return "confirming"
 
 
+def _broadcast(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, raw: bytes) -> str:
+    """Send (or rebroadcast) the stored bytes, counting the send first.
+
+    A preflight refusal means the node did not forward the bytes, so it settles the matter only
+    when it refused the one and only send: the refusal's compare-and-set on `chain_sends = 1`
+    loses to any other worker that counted a send meanwhile. After an earlier send the first copy
+    may still land until its blockhash expires, so the withdrawal stays pending and is failed
+    (refunded) only once its signature is absent past the last valid block height.
+    """
+    with wiring.db.transaction() as session:
+        sends = session.execute(
+            update(Transaction)
+            .where(
+                Transaction.id == tx_id,
+                Transaction.status == Status.PENDING.value,
+                Transaction.stage == ON_CHAIN,
+            )
+            .values(chain_sends=Transaction.chain_sends + 1, updated_at=func.now())
+            .returning(Transaction.chain_sends)
+        ).scalar()
+    if sends is None:
+        return "noop"  # moved on meanwhile: nothing is sent after a verdict
+    try:
+        wiring.chain.send(raw)  # first send, or a rebroadcast of the same signature
+    except ChainRejectedError as exc:
+        if "BlockhashNotFound" in f"{exc} {exc.data}":
+            return "waiting"  # the node may lag; decide at expiry
+        log.warning("withdrawal %s rejected (send %s): %s %s", tx_id, sends, exc, exc.data)
+        if sends == 1:
+            return fail(
+                wiring,
+                system,
+                tx_id,
+                FailureReason.CHAIN_REJECTED,
+                str(exc),
+                guard=(Transaction.chain_sends == 1,),
+            )
+        return "waiting"
+    return "sent"
+
+
 def fail(
     wiring: Wiring,
     system: SystemWallets,
     tx_id: uuid.UUID,
     reason: FailureReason,
     detail: str | None = None,
+    guard: tuple[Any, ...] = (),
 ) -> str:
     """FAILED, and a refund transaction (chain → user) that restores the debited balance."""
     shards = wiring.config.settlement_shards
@@ -159,6 +198,7 @@ def fail(
             session,
             tx_id,
             ON_CHAIN,
+            guard,
             status=Status.FAILED.value,
             stage=None,
             failure_reason=reason.value,

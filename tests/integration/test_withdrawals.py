@@ -12,7 +12,7 @@ from app.chain.rpc import ChainUnavailableError
 from app.models import Transaction
 from app.services import withdrawals
 from tests.chain_support import client as rpc_client
-from tests.chain_support import move_tokens, token_balance
+from tests.chain_support import move_tokens, token_account, token_balance
 from tests.conftest import auth
 from tests.support import balance, fund, wait_settled, wait_until
 
@@ -20,9 +20,11 @@ pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
 
 
-def _connected_user(app, db, amount="50"):  # type: ignore[no-untyped-def]
+def _connected_user(app, db, amount="50", solana=None):  # type: ignore[no-untyped-def]
     user, external = uuid.uuid4(), Keypair()
     fund(app, user, amount)
+    if solana is not None:
+        token_account(solana, external.pubkey())
     with db.transaction() as session:
         session.execute(
             text("UPDATE wallets SET address = :a WHERE user_id = :u"),
@@ -151,7 +153,8 @@ def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(  # typ
     try:
         tx_id = uuid.UUID(_withdraw(client, user, "4").get_json()["transaction_id"])
         wait_until(lambda: _tx(db, tx_id).signed_tx is not None)
-        solana.advance(160)  # past lastValidBlockHeight: the dropped signature can never land
+        # past lastValidBlockHeight in the finalized view: the dropped signature can never land
+        solana.advance(160 + FINALITY)
     finally:
         solana.set_fault(None)
     assert withdrawals.process(wiring, system, tx_id) == "failed"
@@ -173,3 +176,76 @@ def test_withdrawals_need_a_connected_address_and_the_balance(app, client, db) -
     assert too_much.status_code == 422 and too_much.get_json()["code"] == "insufficient_balance"
     no_key = client.post("/api/wallet/withdrawals", json={"amount": "1"}, headers=auth(connected))
     assert no_key.status_code == 400
+
+
+def _drain_treasury(solana):  # type: ignore[no-untyped-def]
+    """Move all but one token out of the treasury; returns a function that puts them back."""
+    treasury, sink = solana.treasury_keypair, Keypair()
+    held = token_balance(solana, treasury.pubkey())
+    move_tokens(solana, treasury, sink.pubkey(), held - Decimal(1))
+
+    def restore() -> None:
+        solana.fund(sink.pubkey(), sol="1")
+        move_tokens(solana, sink, treasury.pubkey(), held - Decimal(1))
+
+    return restore
+
+
+def _sent_but_dropped(client, db, solana, user, amount):  # type: ignore[no-untyped-def]
+    """A withdrawal whose first send the cluster answered but never executed (still in flight)."""
+    solana.set_fault("drop_sends")
+    try:
+        tx_id = uuid.UUID(_withdraw(client, user, amount).get_json()["transaction_id"])
+        wait_until(lambda: _tx(db, tx_id).chain_sends == 1)
+    finally:
+        solana.set_fault(None)
+    return tx_id
+
+
+def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_completes_it(  # type: ignore[no-untyped-def]
+    app, client, db, solana, wiring
+) -> None:
+    """Issue 10 item 10: refunding on the rebroadcast's refusal while the first copy could still
+    land would pay out twice."""
+    system = app.extensions["system_wallets"]
+    user, external = _connected_user(app, db, solana=solana)
+    tx_id = _sent_but_dropped(client, db, solana, user, "5")
+    restore = _drain_treasury(solana)
+    try:  # the rebroadcast fails preflight (the treasury cannot pay it right now)
+        assert withdrawals.process(wiring, system, tx_id) == "waiting"
+    finally:
+        restore()
+    tx = _tx(db, tx_id)
+    assert (tx.status, tx.stage, tx.chain_sends) == ("pending", "on_chain", 2)
+    assert _refund_of(db, tx_id) is None
+    rpc_client(solana).send(tx.signed_tx)  # the first copy reaches the leader after all
+    solana.advance(FINALITY)
+    assert withdrawals.process(wiring, system, tx_id) == "completed"
+    assert _refund_of(db, tx_id) is None
+    assert balance(db, user) == Decimal(45)
+    assert token_balance(solana, external.pubkey()) == Decimal(5)
+    assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_view(  # type: ignore[no-untyped-def]
+    app, client, db, solana, wiring
+) -> None:
+    system = app.extensions["system_wallets"]
+    user, external = _connected_user(app, db, solana=solana)
+    tx_id = _sent_but_dropped(client, db, solana, user, "6")
+    restore = _drain_treasury(solana)
+    try:
+        assert withdrawals.process(wiring, system, tx_id) == "waiting"
+    finally:
+        restore()
+    solana.advance(160)  # past its last valid height as confirmed, not yet as finalized
+    assert withdrawals.process(wiring, system, tx_id) == "waiting"
+    assert _tx(db, tx_id).status == "pending" and _refund_of(db, tx_id) is None
+    solana.advance(FINALITY)
+    assert withdrawals.process(wiring, system, tx_id) == "failed"
+    tx = _tx(db, tx_id)
+    assert (tx.status, tx.failure_reason) == ("failed", "expired")
+    wait_settled(db, [_refund_of(db, tx_id)])
+    assert balance(db, user) == Decimal(50)
+    assert token_balance(solana, external.pubkey()) == Decimal(0)
+    assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
