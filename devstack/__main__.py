@@ -122,6 +122,7 @@ def _start_local_cluster(env: dict[str, str]) -> Callable[[], None]:
     info = json.loads((state / "cluster.json").read_text())
     env["SOLANA_RPC_URL"] = info["rpc_url"]
     env.setdefault("TOKEN_MINT", info["mint"])
+    env.setdefault("TREASURY_ADDRESS", info["treasury"])
     env.setdefault("TREASURY_KEYPAIR", info["treasury_keypair_path"])
 
     def stop() -> None:
@@ -139,6 +140,7 @@ STACK_ENV = (  # the app's view: DATABASE_URL is the app role, the owner's URL s
     "WALLET_DATA_KEY",
     "SOLANA_RPC_URL",
     "TOKEN_MINT",
+    "TREASURY_ADDRESS",
     "TREASURY_KEYPAIR",
     "PROMETHEUS_MULTIPROC_DIR",
 )

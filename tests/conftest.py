@@ -235,6 +235,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["WALLET_DATA_KEY"] = "test:" + base64.b64encode(secrets.token_bytes(32)).decode()
     os.environ["SOLANA_RPC_URL"] = _servers.solana.url
     os.environ["TOKEN_MINT"] = str(_servers.solana.mint)
+    os.environ["TREASURY_ADDRESS"] = str(_servers.solana.treasury_keypair.pubkey())
     os.environ["TREASURY_KEYPAIR"] = str(_servers.solana.state_dir / "treasury.json")
     global _webhook_receiver
     _webhook_receiver = WebhookReceiver()

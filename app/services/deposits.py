@@ -57,7 +57,7 @@ def create(
 ) -> DepositRequest:
     check_limit(wiring, amount)
     config = wiring.config
-    recipient = str(chain_accounts.treasury(config).pubkey())
+    recipient = chain_accounts.treasury_address(config)
     mint = str(chain_accounts.mint(config))
     reference = str(Keypair().pubkey())
     expires_at = datetime.now(UTC) + timedelta(minutes=config.deposit_ttl_minutes)
@@ -90,7 +90,7 @@ def _find_payment(
     """Oldest first, the first valid finalized payment carrying `reference`, plus the rejected
     ones (signature, reason, amount)."""
     config, chain = wiring.config, wiring.chain
-    treasury, mint = str(chain_accounts.treasury(config).pubkey()), config.token_mint
+    treasury, mint = chain_accounts.treasury_address(config), config.token_mint
     rejected: list[dict[str, Any]] = []
     for info in reversed(chain.signatures_for_address(reference)):
         signature = info["signature"]
