@@ -58,6 +58,8 @@ def run() -> int:
         metrics_dir.mkdir(parents=True)
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     env.setdefault("FLOWER_PORT", "5555")
+    # Locally, a newly connected address may receive withdrawals after a minute, not a day.
+    env.setdefault("WITHDRAWAL_NEW_ADDRESS_COOLDOWN_SECONDS", "60")
 
     stoppers: list[Callable[[], None]] = []
     try:

@@ -53,7 +53,10 @@ def create_deposit(args: dict[str, Any]) -> Any:
     ],
 )
 def create_withdrawal(args: dict[str, Any]) -> Any:
-    """Withdraw to the connected Solana address (422 `wallet_not_connected` without one)."""
+    """Withdraw to the connected Solana address. 422 problems: `wallet_not_connected`,
+    `amount_below_minimum` (`minimum`), `address_cooldown` after connecting a new address
+    (`retry_after` seconds, `opens_at`; also the Retry-After header), and
+    `destination_account_missing` when the address has no token account of the mint."""
     return reply(
         withdrawals.request(
             wiring(),

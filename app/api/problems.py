@@ -49,7 +49,10 @@ def problem(status: int, code: str, detail: str | None = None, **extra: Any) -> 
 
 
 def wallet_error(error: WalletError) -> Response:
-    return problem(error.status, error.code, error.detail, **error.extra)
+    response = problem(error.status, error.code, error.detail, **error.extra)
+    if isinstance(error.extra.get("retry_after"), int):
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
+    return response
 
 
 def http_error(error: HTTPException) -> Response:

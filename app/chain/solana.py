@@ -18,11 +18,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import Transaction
 from spl.token.constants import TOKEN_PROGRAM_ID
-from spl.token.instructions import (
-    create_idempotent_associated_token_account,
-    get_associated_token_address,
-    transfer_checked,
-)
+from spl.token.instructions import get_associated_token_address, transfer_checked
 from spl.token.models import TransferCheckedParams
 
 from app.chain.rpc import ChainRejectedError, JsonRpc
@@ -55,6 +51,7 @@ class ChainClient(Protocol):
     def signatures_for_address(self, address: str) -> list[dict[str, Any]]: ...
     def transaction(self, signature: str) -> dict[str, Any] | None: ...
     def token_balance(self, owner: str, mint: str) -> Decimal | None: ...
+    def has_token_account(self, owner: str, mint: str) -> bool: ...
 
 
 class SolanaRpcClient:
@@ -115,12 +112,17 @@ class SolanaRpcClient:
         )
         return dict(result) if result else None
 
-    def token_balance(self, owner: str, mint: str) -> Decimal | None:
-        """The owner's balance in its associated token account; None when it has none."""
+    def has_token_account(self, owner: str, mint: str) -> bool:
+        """Whether the owner's associated token account of `mint` exists."""
         ata = get_associated_token_address(Pubkey.from_string(owner), Pubkey.from_string(mint))
         info = self.rpc.call("getAccountInfo", str(ata), {"encoding": "base64"})
-        if not info or info.get("value") is None:
+        return bool(info) and info.get("value") is not None
+
+    def token_balance(self, owner: str, mint: str) -> Decimal | None:
+        """The owner's balance in its associated token account; None when it has none."""
+        if not self.has_token_account(owner, mint):
             return None
+        ata = get_associated_token_address(Pubkey.from_string(owner), Pubkey.from_string(mint))
         value = self.rpc.call("getTokenAccountBalance", str(ata))["value"]
         return Decimal(value["amount"]).scaleb(-int(value["decimals"]))
 
@@ -143,12 +145,13 @@ def build_token_transfer(
     last_valid_block_height: int,
     memo: str,
 ) -> SignedTransfer:
-    """TransferChecked from the treasury's token account to the owner's associated token account
-    (created idempotently), with a memo naming our transaction."""
+    """TransferChecked from the treasury's token account to the owner's associated token account,
+    with a memo naming our transaction. The destination account must exist: the transfer does
+    not create it, so the treasury never pays a new account's rent (a missing one fails
+    preflight, and the withdrawal is refunded)."""
     source = get_associated_token_address(treasury.pubkey(), mint)
     destination = get_associated_token_address(destination_owner, mint)
     instructions = [
-        create_idempotent_associated_token_account(treasury.pubkey(), destination_owner, mint),
         Instruction(MEMO_PROGRAM_ID, memo.encode(), []),
         transfer_checked(
             TransferCheckedParams(

@@ -143,3 +143,21 @@ class SelfTransferError(InvalidTransferError):
 class NotRefundableError(TransactionFailedError):
     code = "not_refundable"
     title = "Only a completed transfer or service fee can be refunded"
+
+
+class AmountBelowMinimumError(InvalidTransferError):
+    code = "amount_below_minimum"
+    title = "Amount is below the minimum withdrawal"
+
+
+class DestinationAccountMissingError(WalletError):
+    # The treasury does not pay the rent of a new token account for every withdrawal.
+    code = "destination_account_missing"
+    status = 422
+    title = "The connected address has no token account for this token"
+
+
+class AddressCooldownError(WalletError):
+    code = "address_cooldown"
+    status = 422
+    title = "A newly connected address cannot receive withdrawals yet"

@@ -126,6 +126,8 @@ def _connect(
             previous = wallet.address
             if previous is not None and previous != normalised:
                 audit.record(session, "wallet.disconnected", address=previous, reason="replaced")
+            if previous != normalised:  # the withdrawal cooldown starts (not on a reconnect)
+                wallet.address_connected_at = now
             wallet.address = normalised
             if keyring is not None:
                 proof = {
@@ -163,6 +165,7 @@ def disconnect(
         if previous is None:
             return None
         wallet.address = None
+        wallet.address_connected_at = None
         wallet.data = {k: v for k, v in wallet.data.items() if k != "connection_proof"}
         _Audit(user_id, wallet_id).record(
             session, "wallet.disconnected", address=previous, reason="requested"

@@ -14,7 +14,9 @@ its very first send at preflight (see `_broadcast`).
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -22,10 +24,17 @@ from solders.pubkey import Pubkey
 from sqlalchemy import func, select, update
 
 from app.bootstrap import Wiring
-from app.chain.rpc import ChainRejectedError
+from app.chain.rpc import ChainError, ChainRejectedError
 from app.chain.solana import build_token_transfer
+from app.domain.errors import (
+    AddressCooldownError,
+    AmountBelowMinimumError,
+    DestinationAccountMissingError,
+    WalletNotConnectedError,
+)
+from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
-from app.models import Transaction
+from app.models import Transaction, Wallet
 from app.services import audit, chain_accounts, notifications
 from app.services.idempotency import Reply
 from app.services.submission import Line, Submission, advance_staged, record, submit
@@ -39,9 +48,10 @@ ON_CHAIN = "on_chain"
 def request(
     wiring: Wiring, system: SystemWallets, caller: Caller, idem: Idempotency, amount: Decimal
 ) -> Reply:
-    """Record a withdrawal to the caller's connected address (the database refuses it with
-    `wallet_not_connected` when there is none, and stores the address with the transaction)."""
+    """Record a withdrawal to the caller's connected address (the database stores the address
+    with the transaction), once `check_destination` allows it."""
     check_limit(wiring, amount)
+    check_destination(wiring, caller.wallet_id, amount)
     submission = Submission(
         Kind.WITHDRAWAL,
         [Line(system.wallet_id("chain"), amount)],
@@ -55,6 +65,45 @@ def request(
         key=idem.key,
         digest=idem.digest,
     )
+
+
+def check_destination(wiring: Wiring, wallet_id: uuid.UUID, amount: Decimal) -> None:
+    """Tiny withdrawals and fresh addresses would drain the treasury's SOL and help a stolen
+    session cash out, so a withdrawal needs: at least WITHDRAWAL_MIN_AMOUNT; a connected address
+    (`wallet_not_connected`), connected longer ago than the new-address cooldown
+    (`address_cooldown`, with `retry_after` seconds); and that address's token account of the
+    mint (`destination_account_missing`): the transfer never creates it. When the chain cannot
+    tell right now the request goes ahead, since a missing account fails the transfer's
+    preflight and the withdrawal is refunded."""
+    config = wiring.config
+    if amount < config.withdrawal_min_amount:
+        minimum = to_wire(config.withdrawal_min_amount)
+        raise AmountBelowMinimumError(f"at least {minimum} per withdrawal", minimum=minimum)
+    with wiring.db.statement() as conn:
+        row = conn.execute(
+            select(Wallet.address, Wallet.address_connected_at).where(Wallet.id == wallet_id)
+        ).first()
+    if row is None or row.address is None:
+        raise WalletNotConnectedError()
+    address, connected_at = str(row.address), row.address_connected_at
+    if connected_at is not None:
+        opens_at = connected_at + timedelta(seconds=config.withdrawal_new_address_cooldown_seconds)
+        wait = (opens_at - datetime.now(UTC)).total_seconds()
+        if wait > 0:
+            raise AddressCooldownError(
+                f"withdrawals to a newly connected address open at {opens_at.isoformat()}",
+                retry_after=math.ceil(wait),
+                opens_at=opens_at.isoformat(),
+            )
+    try:
+        exists = wiring.chain_quick.has_token_account(address, config.token_mint)
+    except ChainError:
+        return
+    if not exists:
+        raise DestinationAccountMissingError(
+            f"{address} has no token account for {config.token_mint}: receive the token there "
+            "once (any wallet creates the account), then withdraw"
+        )
 
 
 def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:

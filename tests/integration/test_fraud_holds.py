@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from app.models import AuditLog, Transaction
 from app.services import withdrawals
 from app.services.submission import shard_of
-from tests.chain_support import token_balance
+from tests.chain_support import token_account, token_balance
 from tests.conftest import auth
 from tests.support import (
     balance,
@@ -231,6 +231,7 @@ def test_a_released_withdrawal_is_debited_and_lands_on_chain(  # type: ignore[no
     alice, bob, external = uuid.uuid4(), uuid.uuid4(), Keypair()
     fund(app, alice, "1000")
     provision(app, bob)
+    token_account(solana, external.pubkey())
     with db.transaction() as session:
         session.execute(
             text("UPDATE wallets SET address = :a WHERE user_id = :u"),

@@ -1,5 +1,6 @@
 """Withdrawals to a connected address, landing on the local cluster exactly once."""
 
+import base64
 import uuid
 from decimal import Decimal
 
@@ -13,18 +14,20 @@ from app.models import Transaction
 from app.services import withdrawals
 from tests.chain_support import client as rpc_client
 from tests.chain_support import move_tokens, token_account, token_balance
-from tests.conftest import auth
+from tests.conftest import auth, servers
 from tests.support import balance, fund, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
 
 
-def _connected_user(app, db, amount="50", solana=None):  # type: ignore[no-untyped-def]
+def _connected_user(app, db, amount="50", token_account_too=True):  # type: ignore[no-untyped-def]
+    """A funded user whose wallet has an external address (connected long ago), which has a
+    token account of the mint unless told otherwise."""
     user, external = uuid.uuid4(), Keypair()
     fund(app, user, amount)
-    if solana is not None:
-        token_account(solana, external.pubkey())
+    if token_account_too:
+        token_account(servers().solana, external.pubkey())
     with db.transaction() as session:
         session.execute(
             text("UPDATE wallets SET address = :a WHERE user_id = :u"),
@@ -98,7 +101,8 @@ def test_redelivery_between_send_and_confirm_sends_the_same_signature(  # type: 
     assert withdrawals.process(wiring, system, tx_id) == "completed"
     ata = get_associated_token_address(external.pubkey(), solana.mint)
     history = rpc_client(solana).signatures_for_address(str(ata))
-    assert [h["signature"] for h in history] == [first_signature]
+    # newest first: the one transfer, then the creation of the account (before the withdrawal)
+    assert [h["signature"] for h in history][:-1] == [first_signature] and len(history) == 2
     assert token_balance(solana, external.pubkey()) == Decimal(5)
 
 
@@ -208,7 +212,7 @@ def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_comple
     """Issue 10 item 10: refunding on the rebroadcast's refusal while the first copy could still
     land would pay out twice."""
     system = app.extensions["system_wallets"]
-    user, external = _connected_user(app, db, solana=solana)
+    user, external = _connected_user(app, db)
     tx_id = _sent_but_dropped(client, db, solana, user, "5")
     restore = _drain_treasury(solana)
     try:  # the rebroadcast fails preflight (the treasury cannot pay it right now)
@@ -231,7 +235,7 @@ def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_vi
     app, client, db, solana, wiring
 ) -> None:
     system = app.extensions["system_wallets"]
-    user, external = _connected_user(app, db, solana=solana)
+    user, external = _connected_user(app, db)
     tx_id = _sent_but_dropped(client, db, solana, user, "6")
     restore = _drain_treasury(solana)
     try:
@@ -249,3 +253,85 @@ def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_vi
     assert balance(db, user) == Decimal(50)
     assert token_balance(solana, external.pubkey()) == Decimal(0)
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def _lamports(solana, owner):  # type: ignore[no-untyped-def]
+    return rpc_client(solana).rpc.call("getBalance", str(owner))["value"]
+
+
+def _connect_by_signing(client, user):  # type: ignore[no-untyped-def]
+    owner = Keypair()
+    address = str(owner.pubkey())
+    challenge = client.post(
+        "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
+    ).get_json()
+    signature = base64.b64encode(bytes(owner.sign_message(challenge["message"].encode()))).decode()
+    response = client.post(
+        "/api/wallet/connect",
+        json={"wallet_address": address, "signature": signature},
+        headers=auth(user),
+    )
+    assert response.status_code == 200, response.get_json()
+    return owner
+
+
+def test_a_withdrawal_below_the_minimum_is_refused(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    user, _ = _connected_user(app, db, "5")
+    response = _withdraw(client, user, "0.999999")
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "amount_below_minimum"
+    assert response.get_json()["minimum"] == "1.000000"
+    assert _withdraw(client, user, "1").status_code == 202
+
+
+def test_a_withdrawal_to_an_address_without_a_token_account_is_refused(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    user, _ = _connected_user(app, db, "5", token_account_too=False)
+    response = _withdraw(client, user, "2")
+    assert response.status_code == 422
+    assert response.get_json()["code"] == "destination_account_missing"
+    assert balance(db, user) == Decimal(5)
+    assert client.get("/api/wallet", headers=auth(user)).get_json()["wallet"][
+        "available_balance"
+    ] == ("5.000000")
+
+
+def test_the_treasury_never_pays_for_a_destination_token_account(  # type: ignore[no-untyped-def]
+    app, client, db, solana, monkeypatch
+) -> None:
+    """Should the account be missing by the time the transfer is sent, the transfer fails (it
+    does not create the account on the treasury's rent) and the withdrawal is refunded."""
+    monkeypatch.setattr(withdrawals, "check_destination", lambda *args: None, raising=False)
+    user, external = _connected_user(app, db, "5", token_account_too=False)
+    treasury = solana.treasury_keypair.pubkey()
+    lamports = _lamports(solana, treasury)
+    tx_id = uuid.UUID(_withdraw(client, user, "2").get_json()["transaction_id"])
+    wait_until(lambda: _tx(db, tx_id).status == "failed")
+    assert _tx(db, tx_id).failure_reason == "chain_rejected"
+    wait_settled(db, [_refund_of(db, tx_id)])
+    assert balance(db, user) == Decimal(5)
+    assert _lamports(solana, treasury) == lamports
+    assert rpc_client(solana).token_balance(str(external.pubkey()), str(solana.mint)) is None
+
+
+def test_a_newly_connected_address_waits_out_the_cooldown_before_its_first_withdrawal(  # type: ignore[no-untyped-def]
+    app, client, db, solana
+) -> None:
+    user = uuid.uuid4()
+    fund(app, user, "10")
+    owner = _connect_by_signing(client, user)
+    token_account(solana, owner.pubkey())
+    refused = _withdraw(client, user, "2")
+    assert refused.status_code == 422
+    problem = refused.get_json()
+    assert problem["code"] == "address_cooldown"
+    assert 86000 < problem["retry_after"] <= 86400 and "opens_at" in problem
+    assert refused.headers["Retry-After"] == str(problem["retry_after"])
+    with db.transaction() as session:  # a day later
+        session.execute(
+            text(
+                "UPDATE wallets SET address_connected_at = address_connected_at - interval '1 day'"
+                " WHERE user_id = :u"
+            ),
+            {"u": user},
+        )
+    assert _withdraw(client, user, "2").status_code == 202
