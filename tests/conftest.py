@@ -232,6 +232,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["RATE_LIMIT_MONEY"] = "100000/minute"
     os.environ["RATE_LIMIT_WALLET_AUTH"] = "100000/minute"
     os.environ["RATE_LIMIT_AUTH_FAILURES"] = "100000/minute"
+    # A deposit viewed is checked on the chain every time (test_deposits.py tests the limit).
+    os.environ["DEPOSIT_VIEW_CHECK_SECONDS"] = "0"
     os.environ["WALLET_DATA_KEY"] = "test:" + base64.b64encode(secrets.token_bytes(32)).decode()
     os.environ["SOLANA_RPC_URL"] = _servers.solana.url
     os.environ["TOKEN_MINT"] = str(_servers.solana.mint)

@@ -35,7 +35,8 @@ def _caller() -> Caller:
 @bp.doc(security=SECURITY)
 def create_deposit(args: dict[str, Any]) -> Any:
     """Request a deposit: pay the returned Solana Pay `payment_url` from any wallet; the deposit
-    is credited once the payment is finalized, and expires unpaid after `expires_at`."""
+    is credited once the payment is finalized, and expires unpaid after `expires_at`. A user may
+    have DEPOSIT_MAX_OPEN_PER_USER awaiting payment at once (409 `too_many_open_deposits`)."""
     request = deposits.create(
         wiring(), current_app.extensions["system_wallets"], _caller(), args["amount"]
     )

@@ -161,3 +161,9 @@ class AddressCooldownError(WalletError):
     code = "address_cooldown"
     status = 422
     title = "A newly connected address cannot receive withdrawals yet"
+
+
+class TooManyOpenDepositsError(WalletError):
+    code = "too_many_open_deposits"
+    status = 409
+    title = "Too many deposit requests awaiting payment"

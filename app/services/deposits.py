@@ -23,12 +23,15 @@ from decimal import Decimal
 from typing import Any
 
 from solders.keypair import Keypair
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
 from app.chain.rpc import ChainError
+from app.chain.solana import ChainClient
 from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
+from app.domain.errors import TooManyOpenDepositsError
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Status
 from app.models import Transaction, Wallet, WalletCounters
@@ -71,8 +74,9 @@ def create(
         caller.user_id,
         debit_wallet_id=system.wallet_id("chain"),
     )
-    with wiring.db.statement() as conn:
-        [tx_id] = record(conn, submission, config.settlement_shards).transaction_ids
+    with wiring.db.transaction() as session:
+        _ensure_below_open_cap(session, caller.wallet_id, config.deposit_max_open_per_user)
+        [tx_id] = record(session, submission, config.settlement_shards).transaction_ids
     return DepositRequest(
         tx_id,
         amount,
@@ -84,12 +88,36 @@ def create(
     )
 
 
+def _ensure_below_open_cap(session: Session, wallet_id: uuid.UUID, cap: int) -> None:
+    """Every open deposit is watched on the chain until it expires, so one user may keep only
+    `cap` of them (`too_many_open_deposits`). Requests of one wallet take turns (a transaction-
+    scoped advisory lock), so racing requests cannot both take the last place."""
+    session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"deposits:{wallet_id}", 0)))
+    )
+    open_now = session.scalar(
+        select(func.count())
+        .select_from(Transaction)
+        .where(
+            Transaction.credit_wallet_id == wallet_id,
+            Transaction.kind == Kind.DEPOSIT.value,
+            Transaction.stage == AWAITING,
+            Transaction.expires_at > func.now(),
+        )
+    )
+    if (open_now or 0) >= cap:
+        raise TooManyOpenDepositsError(
+            f"at most {cap} deposit requests may await payment at once: pay one or let it expire",
+            limit=cap,
+        )
+
+
 def _find_payment(
-    wiring: Wiring, reference: str, memo: str, requested: Decimal
+    wiring: Wiring, chain: ChainClient, reference: str, memo: str, requested: Decimal
 ) -> tuple[str | None, PaymentCheck | None, list[dict[str, Any]]]:
     """Oldest first, the first valid finalized payment carrying `reference`, plus the rejected
     ones (signature, reason, amount)."""
-    config, chain = wiring.config, wiring.chain
+    config = wiring.config
     treasury, mint = chain_accounts.treasury_address(config), config.token_mint
     rejected: list[dict[str, Any]] = []
     for info in reversed(chain.signatures_for_address(reference)):
@@ -110,8 +138,11 @@ def _find_payment(
     return None, None, rejected
 
 
-def check(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
+def check(
+    wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, chain: ChainClient | None = None
+) -> str:
     """Look for this deposit's payment; credit, expire, or keep waiting. Idempotent."""
+    chain = chain or wiring.chain
     with wiring.db.transaction() as session:
         tx = session.get(Transaction, tx_id)
         if tx is None or tx.kind != Kind.DEPOSIT.value or tx.reference is None:
@@ -120,7 +151,7 @@ def check(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
         reference, amount, expires_at = tx.reference, tx.amount, tx.expires_at
         credit_wallet = tx.credit_wallet_id
     if state == (Status.PENDING.value, AWAITING, None):
-        signature, found, rejected = _find_payment(wiring, reference, str(tx_id), amount)
+        signature, found, rejected = _find_payment(wiring, chain, reference, str(tx_id), amount)
         if signature and found:
             return _credit(wiring, system, tx_id, signature, found.amount, amount)
         _note_rejections(wiring, tx_id, rejected)
@@ -128,7 +159,7 @@ def check(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
             return _expire(wiring, system, tx_id, amount)
         return "waiting"
     if state == (Status.FAILED.value, None, FailureReason.EXPIRED.value):
-        signature, found, _ = _find_payment(wiring, reference, str(tx_id), amount)
+        signature, found, _ = _find_payment(wiring, chain, reference, str(tx_id), amount)
         if signature and found:
             return _credit_late(wiring, system, tx_id, credit_wallet, signature, found.amount)
     return "noop"
@@ -261,33 +292,73 @@ def _note_rejections(wiring: Wiring, tx_id: uuid.UUID, rejected: list[dict[str, 
         )
 
 
-def open_deposits(wiring: Wiring, *, late: bool = False) -> list[uuid.UUID]:
-    """Deposits awaiting payment, or (late=True) expired ones still inside the grace period."""
+def open_deposits(wiring: Wiring, *, late: bool = False, limit: int = 1000) -> list[uuid.UUID]:
+    """Up to `limit` deposits awaiting payment, or (late=True) expired ones still inside the
+    grace period: the least recently checked first, each marked checked as it is handed out, so
+    successive polls go round all of them however many there are (round-robin, not the oldest
+    `limit` again and again). Rows another poll is marking are skipped."""
+    query = select(Transaction.id).where(Transaction.kind == Kind.DEPOSIT.value)
+    if late:
+        grace = datetime.now(UTC) - timedelta(hours=wiring.config.late_deposit_grace_hours)
+        query = query.where(
+            Transaction.status == Status.FAILED.value,
+            Transaction.failure_reason == FailureReason.EXPIRED.value,
+            Transaction.expires_at > grace,
+        )
+    else:
+        query = query.where(Transaction.stage == AWAITING)
+    due = (
+        query.order_by(Transaction.checked_at.asc().nulls_first(), Transaction.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     with wiring.db.transaction() as session:
-        query = select(Transaction.id).where(Transaction.kind == Kind.DEPOSIT.value)
-        if late:
-            grace = datetime.now(UTC) - timedelta(hours=wiring.config.late_deposit_grace_hours)
-            query = query.where(
-                Transaction.status == Status.FAILED.value,
-                Transaction.failure_reason == FailureReason.EXPIRED.value,
-                Transaction.expires_at > grace,
+        return list(
+            session.scalars(
+                update(Transaction)
+                .where(Transaction.id.in_(due))
+                .values(checked_at=func.now())
+                .returning(Transaction.id)
             )
-        else:
-            query = query.where(Transaction.stage == AWAITING)
-        return list(session.scalars(query.order_by(Transaction.created_at).limit(1000)))
+        )
+
+
+def _claim_view_check(wiring: Wiring, tx_id: uuid.UUID) -> bool:
+    """True for at most one view per DEPOSIT_VIEW_CHECK_SECONDS per deposit (compare-and-set on
+    `checked_at`, which the watcher's polls move too)."""
+    interval = timedelta(seconds=wiring.config.deposit_view_check_seconds)
+    with wiring.db.transaction() as session:
+        claimed = session.scalar(
+            update(Transaction)
+            .where(
+                Transaction.id == tx_id,
+                Transaction.stage == AWAITING,
+                or_(
+                    Transaction.checked_at.is_(None),
+                    Transaction.checked_at < func.now() - interval,
+                ),
+            )
+            .values(checked_at=func.now())
+            .returning(Transaction.id)
+        )
+    return claimed is not None
 
 
 def view_own(
     wiring: Wiring, system: SystemWallets, wallet_id: uuid.UUID, tx_id: uuid.UUID
 ) -> history.TransactionView:
-    """One of this wallet's transactions; a deposit of its own still awaiting payment is first
-    checked against the chain on the spot (when the chain is unreachable, the beat watcher tries
-    again and the caller sees what is known)."""
+    """One of this wallet's transactions. A deposit of its own still awaiting payment is first
+    checked against the chain on the spot — one quick try, at most once per
+    DEPOSIT_VIEW_CHECK_SECONDS per deposit; otherwise (and when the chain is unreachable) the
+    caller sees what is known, and the watcher keeps looking."""
     found = history.get_transaction(wiring.db, wallet_id, tx_id)
     if found.stage != AWAITING or found.direction != "credit":
         return found
+    if not _claim_view_check(wiring, tx_id):
+        return found
     try:
-        check(wiring, system, tx_id)
+        check(wiring, system, tx_id, wiring.chain_quick)
     except ChainError:
         return found
     return history.get_transaction(wiring.db, wallet_id, tx_id)

@@ -1,5 +1,6 @@
 """Deposits paid with real signed Solana Pay transfers on the local cluster."""
 
+import dataclasses
 import uuid
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
@@ -173,3 +174,68 @@ def test_deposit_amount_is_validated(client) -> None:  # type: ignore[no-untyped
     for amount in ("0", "-5", "1.0000001", "abc"):
         response = client.post("/api/wallet/deposits", json={"amount": amount}, headers=auth(user))
         assert response.status_code == 422
+
+
+def test_a_user_may_keep_only_a_few_deposits_awaiting_payment(client, db, config) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    cap = config.deposit_max_open_per_user
+    opened = [_request(client, user, "1")["transaction_id"] for _ in range(cap)]
+    refused = client.post("/api/wallet/deposits", json={"amount": "1"}, headers=auth(user))
+    assert refused.status_code == 409
+    assert (refused.get_json()["code"], refused.get_json()["limit"]) == (
+        "too_many_open_deposits",
+        cap,
+    )
+    assert _request(client, uuid.uuid4(), "1")["status"] == "pending"  # others are not affected
+    with db.transaction() as session:  # one of them expires: its place frees up
+        session.execute(
+            text("UPDATE transactions SET expires_at = now() - interval '1 s' WHERE id = :id"),
+            {"id": uuid.UUID(opened[0])},
+        )
+    assert _request(client, user, "1")["status"] == "pending"
+
+
+def test_the_watcher_goes_round_every_open_deposit_not_only_the_oldest(client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+    mine = {uuid.UUID(_request(client, uuid.uuid4(), "1")["transaction_id"]) for _ in range(3)}
+    with db.transaction() as session:
+        open_now = session.scalar(
+            text("SELECT count(*) FROM transactions WHERE stage = 'awaiting_payment'")
+        )
+    batch = 2
+    seen: set[uuid.UUID] = set()
+    for _ in range(open_now // batch + 2):  # one full round of polls, and a spare
+        polled = deposits.open_deposits(wiring, limit=batch)
+        assert len(polled) <= batch
+        seen |= set(polled)
+    assert mine <= seen
+
+
+def test_viewing_an_unpaid_deposit_asks_the_chain_at_most_once_per_interval(  # type: ignore[no-untyped-def]
+    app, client, db, wiring, monkeypatch
+) -> None:
+    user = uuid.uuid4()
+    tx_id = uuid.UUID(_request(client, user, "2")["transaction_id"])
+    limited = dataclasses.replace(
+        wiring, config=wiring.config.replace(deposit_view_check_seconds=60)
+    )
+    checks: list[uuid.UUID] = []
+    real_check = deposits.check
+
+    def counting_check(*args, **kwargs):  # type: ignore[no-untyped-def]
+        checks.append(args[2])
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(deposits, "check", counting_check)
+    system = app.extensions["system_wallets"]
+    wallet_id = _tx(db, tx_id).credit_wallet_id
+    for _ in range(5):
+        seen = deposits.view_own(limited, system, wallet_id, tx_id)
+        assert (seen.status, seen.stage) == ("pending", "awaiting_payment")
+    assert checks == [tx_id]
+    with db.transaction() as session:  # a minute later
+        session.execute(
+            text("UPDATE transactions SET checked_at = now() - interval '61 s' WHERE id = :id"),
+            {"id": tx_id},
+        )
+    deposits.view_own(limited, system, wallet_id, tx_id)
+    assert checks == [tx_id, tx_id]
