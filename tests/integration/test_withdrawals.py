@@ -156,7 +156,7 @@ def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(  # typ
     solana.set_fault("drop_sends")
     try:
         tx_id = uuid.UUID(_withdraw(client, user, "4").get_json()["transaction_id"])
-        wait_until(lambda: _tx(db, tx_id).signed_tx is not None)
+        wait_until(lambda: _tx(db, tx_id).chain_sends == 1)  # sent (and dropped) by the worker
         # past lastValidBlockHeight in the finalized view: the dropped signature can never land
         solana.advance(160 + FINALITY)
     finally:
