@@ -68,6 +68,7 @@ class FailureReason(enum.StrEnum):
     CHAIN_REJECTED = "chain_rejected"
     EXPIRED = "expired"
     REJECTED = "rejected"  # held for fraud review, then rejected by an admin
+    ADDRESS_COOLDOWN = "address_cooldown"  # a withdrawal to an address connected too recently
 
 
 class FraudReason(enum.StrEnum):

@@ -22,6 +22,7 @@ from typing import Any
 
 from solders.pubkey import Pubkey
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
 from app.chain.rpc import ChainError, ChainRejectedError
@@ -106,6 +107,22 @@ def check_destination(wiring: Wiring, wallet_id: uuid.UUID, amount: Decimal) -> 
         )
 
 
+def _connected_too_recently(
+    session: Session, tx: Transaction, address: str, cooldown_seconds: int
+) -> bool:
+    """The request-time cooldown check reads the wallet before the database records the
+    withdrawal with the address connected *then*: a new address connected in between would
+    slip through. So before signing, a withdrawal whose address is still the wallet's and was
+    connected less than the cooldown before the request is refused (and refunded)."""
+    connected_at = session.scalar(
+        select(Wallet.address_connected_at).where(
+            Wallet.id == tx.debit_wallet_id, Wallet.address == address
+        )
+    )
+    cooldown = timedelta(seconds=cooldown_seconds)
+    return connected_at is not None and connected_at > tx.created_at - cooldown
+
+
 def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
     """Move one withdrawal forward on-chain. Idempotent; RPC trouble raises ChainUnavailableError
     and changes nothing."""
@@ -116,6 +133,11 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
             return "noop"
         raw, signature, valid_until = tx.signed_tx, tx.tx_hash, tx.last_valid_block_height
         address, amount = tx.details["address"], tx.amount
+        too_recent = raw is None and _connected_too_recently(
+            session, tx, address, config.withdrawal_new_address_cooldown_seconds
+        )
+    if too_recent:
+        return fail(wiring, system, tx_id, FailureReason.ADDRESS_COOLDOWN)
     if raw is None:
         blockhash, valid_until = chain.latest_blockhash()
         signed = build_token_transfer(

@@ -335,3 +335,21 @@ def test_a_newly_connected_address_waits_out_the_cooldown_before_its_first_withd
             {"u": user},
         )
     assert _withdraw(client, user, "2").status_code == 202
+
+
+def test_a_withdrawal_that_slipped_past_the_cooldown_is_refused_before_signing(  # type: ignore[no-untyped-def]
+    app, client, db, solana, monkeypatch
+) -> None:
+    """As if the address had been connected between the request's check and its recording."""
+    monkeypatch.setattr(withdrawals, "check_destination", lambda *args: None)
+    user = uuid.uuid4()
+    fund(app, user, "10")
+    owner = _connect_by_signing(client, user)
+    token_account(solana, owner.pubkey())
+    tx_id = uuid.UUID(_withdraw(client, user, "2").get_json()["transaction_id"])
+    wait_until(lambda: _tx(db, tx_id).status == "failed")
+    tx = _tx(db, tx_id)
+    assert (tx.failure_reason, tx.signed_tx) == ("address_cooldown", None)
+    wait_settled(db, [_refund_of(db, tx_id)])
+    assert balance(db, user) == Decimal(10)
+    assert token_balance(solana, owner.pubkey()) == Decimal(0)
