@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from solders.keypair import Keypair
 from sqlalchemy import func, select, text
 
 from app.models import LedgerEntry, Transaction, Wallet
@@ -125,3 +127,23 @@ def record_unchecked(
                 },
             )
     return ids
+
+
+def connect_by_signing(client: Any, user: uuid.UUID) -> tuple[Keypair, str, str]:
+    """Connect a new external keypair to `user`'s wallet the way a browser wallet does
+    (challenge, sign, connect); returns the keypair, the signed message and the signature."""
+    from tests.conftest import auth
+
+    owner = Keypair()
+    address = str(owner.pubkey())
+    challenge = client.post(
+        "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
+    ).get_json()
+    signature = base64.b64encode(bytes(owner.sign_message(challenge["message"].encode()))).decode()
+    response = client.post(
+        "/api/wallet/connect",
+        json={"wallet_address": address, "signature": signature},
+        headers=auth(user),
+    )
+    assert response.status_code == 200, response.get_json()
+    return owner, challenge["message"], signature

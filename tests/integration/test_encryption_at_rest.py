@@ -1,31 +1,13 @@
 """Sensitive wallet data is sealed at rest and keys rotate."""
 
-import base64
 import json
 import uuid
 
-from solders.keypair import Keypair
 from sqlalchemy import text
 
 from app.sealing import Keyring, generate_key_spec
 from app.services import chain_accounts, keys
-from tests.conftest import auth
-
-
-def _connect(client, user):  # type: ignore[no-untyped-def]
-    owner = Keypair()
-    address = str(owner.pubkey())
-    challenge = client.post(
-        "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
-    ).get_json()
-    signature = base64.b64encode(bytes(owner.sign_message(challenge["message"].encode()))).decode()
-    response = client.post(
-        "/api/wallet/connect",
-        json={"wallet_address": address, "signature": signature},
-        headers=auth(user),
-    )
-    assert response.status_code == 200, response.get_json()
-    return challenge["message"], signature
+from tests.support import connect_by_signing
 
 
 def _raw_data(db, user) -> str:  # type: ignore[no-untyped-def]
@@ -37,7 +19,7 @@ def _raw_data(db, user) -> str:  # type: ignore[no-untyped-def]
 
 def test_the_connection_proof_is_sealed_never_plaintext(client, db, wiring) -> None:  # type: ignore[no-untyped-def]
     user = uuid.uuid4()
-    message, signature = _connect(client, user)
+    _, message, signature = connect_by_signing(client, user)
     raw = _raw_data(db, user)
     assert signature not in raw and "wants you to sign in" not in raw
     sealed = json.loads(raw)["connection_proof"]
@@ -48,7 +30,7 @@ def test_the_connection_proof_is_sealed_never_plaintext(client, db, wiring) -> N
 
 def test_rotate_reseals_under_the_new_key_and_old_keys_can_then_go(client, db, wiring, app) -> None:  # type: ignore[no-untyped-def]
     user = uuid.uuid4()
-    _, signature = _connect(client, user)
+    _, _, signature = connect_by_signing(client, user)
     new_spec = generate_key_spec()
     rotated = Keyring(f"{new_spec},{wiring.config.wallet_data_key}")
     assert keys.rotate(wiring.db, rotated) >= 1

@@ -1,6 +1,5 @@
 """Withdrawals to a connected address, landing on the local cluster exactly once."""
 
-import base64
 import uuid
 from decimal import Decimal
 
@@ -15,7 +14,7 @@ from app.services import withdrawals
 from tests.chain_support import client as rpc_client
 from tests.chain_support import move_tokens, token_account, token_balance
 from tests.conftest import auth, servers
-from tests.support import balance, fund, wait_settled, wait_until
+from tests.support import balance, connect_by_signing, fund, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
@@ -259,22 +258,6 @@ def _lamports(solana, owner):  # type: ignore[no-untyped-def]
     return rpc_client(solana).rpc.call("getBalance", str(owner))["value"]
 
 
-def _connect_by_signing(client, user):  # type: ignore[no-untyped-def]
-    owner = Keypair()
-    address = str(owner.pubkey())
-    challenge = client.post(
-        "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
-    ).get_json()
-    signature = base64.b64encode(bytes(owner.sign_message(challenge["message"].encode()))).decode()
-    response = client.post(
-        "/api/wallet/connect",
-        json={"wallet_address": address, "signature": signature},
-        headers=auth(user),
-    )
-    assert response.status_code == 200, response.get_json()
-    return owner
-
-
 def test_a_withdrawal_below_the_minimum_is_refused(app, client, db) -> None:  # type: ignore[no-untyped-def]
     user, _ = _connected_user(app, db, "5")
     response = _withdraw(client, user, "0.999999")
@@ -318,7 +301,7 @@ def test_a_newly_connected_address_waits_out_the_cooldown_before_its_first_withd
 ) -> None:
     user = uuid.uuid4()
     fund(app, user, "10")
-    owner = _connect_by_signing(client, user)
+    owner, _, _ = connect_by_signing(client, user)
     token_account(solana, owner.pubkey())
     refused = _withdraw(client, user, "2")
     assert refused.status_code == 422
@@ -344,7 +327,7 @@ def test_a_withdrawal_that_slipped_past_the_cooldown_is_refused_before_signing( 
     monkeypatch.setattr(withdrawals, "check_destination", lambda *args: None)
     user = uuid.uuid4()
     fund(app, user, "10")
-    owner = _connect_by_signing(client, user)
+    owner, _, _ = connect_by_signing(client, user)
     token_account(solana, owner.pubkey())
     tx_id = uuid.UUID(_withdraw(client, user, "2").get_json()["transaction_id"])
     wait_until(lambda: _tx(db, tx_id).status == "failed")
