@@ -10,7 +10,6 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
-from app.api.problems import wallet_error
 from app.api.schemas import BIGINT_MAX, StrictSchema, row_id
 from app.services import live, notifications
 
@@ -102,16 +101,11 @@ def stream() -> Response:
     """Server-Sent Events: each event's data is a notification; send `Last-Event-ID` (header, or
     `last_event_id` query for EventSource polyfills) to resume without gaps. A stream ends after a
     few minutes (EventSource reconnects by itself); a user may hold only a few at once."""
-    try:
-        opened = live.open_stream(
-            wiring(),
-            current_principal().user_id,
-            request.headers.get("Last-Event-ID") or request.args.get("last_event_id"),
-        )
-    except live.TooManyStreamsError as error:
-        response = wallet_error(error)
-        response.headers["Retry-After"] = str(error.retry_after)
-        return response
+    opened = live.open_stream(  # too many streams: 429 with Retry-After (problems.wallet_error)
+        wiring(),
+        current_principal().user_id,
+        request.headers.get("Last-Event-ID") or request.args.get("last_event_id"),
+    )
     response = Response(
         opened.events(),
         mimetype="text/event-stream",

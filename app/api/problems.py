@@ -49,6 +49,8 @@ def problem(status: int, code: str, detail: str | None = None, **extra: Any) -> 
 
 
 def wallet_error(error: WalletError) -> Response:
+    """The problem+json of a domain error; one that says when to come back (`retry_after`
+    seconds: too many streams, an address still cooling down) also sends Retry-After."""
     response = problem(error.status, error.code, error.detail, **error.extra)
     if isinstance(error.extra.get("retry_after"), int):
         response.headers["Retry-After"] = str(error.extra["retry_after"])
