@@ -114,16 +114,18 @@ class SolanaRpcClient:
 
     def has_token_account(self, owner: str, mint: str) -> bool:
         """Whether the owner's associated token account of `mint` exists."""
-        ata = get_associated_token_address(Pubkey.from_string(owner), Pubkey.from_string(mint))
-        info = self.rpc.call("getAccountInfo", str(ata), {"encoding": "base64"})
+        return self._exists(associated_token_account(owner, mint))
+
+    def _exists(self, account: str) -> bool:
+        info = self.rpc.call("getAccountInfo", account, {"encoding": "base64"})
         return bool(info) and info.get("value") is not None
 
     def token_balance(self, owner: str, mint: str) -> Decimal | None:
         """The owner's balance in its associated token account; None when it has none."""
-        if not self.has_token_account(owner, mint):
+        ata = associated_token_account(owner, mint)
+        if not self._exists(ata):
             return None
-        ata = get_associated_token_address(Pubkey.from_string(owner), Pubkey.from_string(mint))
-        value = self.rpc.call("getTokenAccountBalance", str(ata))["value"]
+        value = self.rpc.call("getTokenAccountBalance", ata)["value"]
         return Decimal(value["amount"]).scaleb(-int(value["decimals"]))
 
 
@@ -133,6 +135,11 @@ def load_keypair(source: str) -> Keypair:
     if not text.startswith("["):
         text = Path(text).read_text()
     return Keypair.from_bytes(bytes(json.loads(text)))
+
+
+def associated_token_account(owner: str, mint: str) -> str:
+    """The owner's associated token account of `mint`."""
+    return str(get_associated_token_address(Pubkey.from_string(owner), Pubkey.from_string(mint)))
 
 
 def build_token_transfer(

@@ -7,11 +7,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
-from spl.token.instructions import get_associated_token_address
 
-from app.chain.solana import MEMO_PROGRAM_ID
+from app.chain.solana import MEMO_PROGRAM_ID, associated_token_account
 
 _TRANSFER, _TRANSFER_CHECKED = 3, 12
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -86,9 +84,7 @@ def validate_payment(
         _source, destination, _owner, *refs = accounts
     else:
         return PaymentCheck(False, "not_a_token_transfer")
-    treasury_ata = str(
-        get_associated_token_address(Pubkey.from_string(treasury), Pubkey.from_string(mint))
-    )
+    treasury_ata = associated_token_account(treasury, mint)
     if destination != treasury_ata:
         return PaymentCheck(False, "wrong_recipient")
     if refs != [reference]:
