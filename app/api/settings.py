@@ -14,7 +14,7 @@ from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
 from app.api.schemas import Amount, StrictSchema
 from app.config import Config
-from app.domain.money import to_wire
+from app.domain.money import POSITIVE_AMOUNT_PATTERN, to_wire
 from app.services import low_balance
 
 bp = Blueprint(
@@ -53,7 +53,7 @@ def document_bounds(spec: APISpec, config: Config) -> None:
     largest = config.max_transfer_amount
     field = spec.components.schemas["SettingsRequest"]["properties"]["low_balance_threshold"]
     field["anyOf"] = [
-        {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,6})?$"},
+        {"type": "string", "pattern": POSITIVE_AMOUNT_PATTERN},
         {
             "type": "number",
             "minimum": 0,
