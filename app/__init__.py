@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import (
     admin,
+    auth,
     chain,
     connections,
     health,
@@ -58,6 +59,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["wallet"] = wiring
     app.extensions["provisioner"] = Provisioner(wiring.db)
     app.extensions["system_wallets"] = SystemWallets(wiring.db)
+    app.extensions["token_rules"] = auth.TokenRules.of(config)
 
     api = problems.ProblemApi(app)
     api.spec.components.security_scheme(

@@ -142,7 +142,7 @@ def bearer_identity() -> tuple[uuid.UUID, str]:
                 config.jwt_secret,
                 _bearer_token(),
                 config.jwt_leeway_seconds,
-                rules=TokenRules.of(config),
+                rules=current_app.extensions["token_rules"],
             )
         except AuthenticationError as error:
             identity = error
