@@ -27,8 +27,6 @@ bp = Blueprint(
     description="Connect an external Solana address by signing a challenge",
 )
 
-REQUEST_ID_MAX = 128
-
 
 @bp.route("/challenge", methods=["POST"])
 @requires(*WALLET_ROLES)

@@ -58,8 +58,3 @@ def reply(result: Reply, waited: int = 0) -> Response:
     if waited:
         response.headers["Preference-Applied"] = f"wait={waited}"
     return response
-
-
-def no_store(response: Response) -> Response:
-    response.headers.setdefault("Cache-Control", "no-store")
-    return response

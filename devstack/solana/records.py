@@ -1,4 +1,4 @@
-"""What the cluster remembers about a landed transaction, and its getTransaction encodings.
+"""What the cluster remembers about a landed transaction, and its json encoding pieces.
 
 LiteSVM keeps only logs and fee, so slot, block time, balances and the raw bytes are captured
 here at execution time; the message itself is re-read from the raw bytes on demand.
@@ -145,36 +145,3 @@ def meta_json(record: TxRecord) -> dict[str, Any]:
         },
         "computeUnitsConsumed": record.compute_units,
     }
-
-
-def encode_transaction(record: TxRecord, encoding: str, max_version: int | None) -> dict[str, Any]:
-    """The getTransaction ``result`` for one record (version support is checked by the caller)."""
-    tx = record.transaction
-    transaction: Any
-    if encoding == "json":
-        transaction = {
-            "signatures": [str(sig) for sig in tx.signatures],
-            "message": message_json(supported_message(tx)),
-        }
-    elif encoding == "jsonParsed":
-        from .parsed import parsed_transaction_json
-
-        transaction = parsed_transaction_json(record)
-    elif encoding == "base58":
-        transaction = [b58encode(record.raw), "base58"]
-    else:
-        transaction = [base64.b64encode(record.raw).decode(), "base64"]
-    meta = meta_json(record)
-    if encoding == "jsonParsed":
-        from .parsed import parsed_inner_instructions
-
-        meta["innerInstructions"] = parsed_inner_instructions(record)
-    body: dict[str, Any] = {
-        "slot": record.slot,
-        "blockTime": record.block_time,
-        "transaction": transaction,
-        "meta": meta,
-    }
-    if max_version is not None:
-        body["version"] = "legacy" if isinstance(tx.message, Message) else 0
-    return body

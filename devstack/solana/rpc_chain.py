@@ -9,8 +9,8 @@ from solders.hash import Hash
 from solders.message import Message, MessageV0
 
 from .chain import SLOTS_PER_EPOCH
+from .encoding import encode_transaction
 from .errors import UNSUPPORTED_TRANSACTION_VERSION, RpcError, invalid_params
-from .records import encode_transaction
 from .rpc import (
     API_VERSION,
     Node,
