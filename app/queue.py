@@ -15,9 +15,12 @@ from app import logs
 
 log = logging.getLogger(__name__)
 
+# The names of the tasks the API, beat and the workers send each other (workers/tasks registers
+# them under these names; tests/integration/test_task_names.py keeps the two in step).
 SETTLE_SHARD = "settlement.settle_shard"
 PROCESS_WITHDRAWAL = "chain.process_withdrawal"
 CHECK_DEPOSIT = "chain.check_deposit"
+WEBHOOK_DELIVER = "webhooks.deliver"
 _KICK_FLAG = "settle:queued:{shard}"
 _KICK_FLAG_TTL = 10
 

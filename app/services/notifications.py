@@ -18,9 +18,9 @@ from app.domain.errors import WalletError
 from app.domain.money import to_wire
 from app.domain.notifications import NewNotification, for_outcome
 from app.models import Notification, Wallet
+from app.queue import WEBHOOK_DELIVER
 
 log = logging.getLogger(__name__)
-WEBHOOK_DELIVER = "webhooks.deliver"
 
 _INSERT = text(
     """

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from app.models import Transaction
+from app.queue import CHECK_DEPOSIT
 from app.services import deposits
 from tests.chain_support import funded_wallet, other_mint, pay
 from tests.conftest import auth
@@ -70,7 +71,7 @@ def test_a_paid_deposit_is_credited_once_at_finalized(app, client, db, solana, w
     assert balance(db, user) == Decimal(25)
     # watched again (beat, redelivery): never credited twice
     assert deposits.check(wiring, system, tx_id) == "noop"
-    wiring.queue.send("chain.check_deposit", str(tx_id))
+    wiring.queue.send(CHECK_DEPOSIT, str(tx_id))
     wiring.queue.send("chain.poll")
     assert balance(db, user) == Decimal(25)
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0

@@ -8,6 +8,7 @@ import uuid
 from celery import shared_task
 from flask import current_app
 
+from app import queue
 from app.chain.rpc import ChainUnavailableError
 from app.services import deposits, withdrawals
 from workers.wiring import wiring
@@ -19,7 +20,7 @@ def _system():  # type: ignore[no-untyped-def]
     return current_app.extensions["system_wallets"]
 
 
-@shared_task(name="chain.process_withdrawal", ignore_result=True)
+@shared_task(name=queue.PROCESS_WITHDRAWAL, ignore_result=True)
 def process_withdrawal(tx_id: str) -> str:
     try:
         return withdrawals.process(wiring(), _system(), uuid.UUID(tx_id))
@@ -28,7 +29,7 @@ def process_withdrawal(tx_id: str) -> str:
         return "rpc_unavailable"
 
 
-@shared_task(name="chain.check_deposit", ignore_result=True)
+@shared_task(name=queue.CHECK_DEPOSIT, ignore_result=True)
 def check_deposit(tx_id: str) -> str:
     try:
         return deposits.check(wiring(), _system(), uuid.UUID(tx_id))
@@ -46,7 +47,7 @@ def poll() -> int:
     for tx_id in open_withdrawals:
         w.queue.send("chain.process_withdrawal", str(tx_id))
     for tx_id in open_deposits:
-        w.queue.send("chain.check_deposit", str(tx_id))
+        w.queue.send(queue.CHECK_DEPOSIT, str(tx_id))
     return len(open_withdrawals) + len(open_deposits)
 
 
@@ -55,5 +56,5 @@ def scan_late_deposits() -> int:
     w = wiring()
     late = deposits.open_deposits(w, late=True)
     for tx_id in late:
-        w.queue.send("chain.check_deposit", str(tx_id))
+        w.queue.send(queue.CHECK_DEPOSIT, str(tx_id))
     return len(late)

@@ -6,13 +6,14 @@ import logging
 
 from celery import shared_task
 
+from app import queue
 from app.services import settlement
 from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="settlement.settle_shard", ignore_result=True)
+@shared_task(name=queue.SETTLE_SHARD, ignore_result=True)
 def settle_shard(shard: int) -> int:
     w = wiring()
     w.queue.clear_kick(shard)

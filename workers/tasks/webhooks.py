@@ -6,13 +6,14 @@ import logging
 
 from celery import shared_task
 
+from app import queue
 from app.services import notifications, webhooks
 from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="webhooks.deliver", ignore_result=True)
+@shared_task(name=queue.WEBHOOK_DELIVER, ignore_result=True)
 def deliver(notification_id: int) -> str:
     attempt = webhooks.deliver(wiring(), notification_id)
     if attempt.retry_in is not None:
