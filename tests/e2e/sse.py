@@ -18,12 +18,16 @@ class Stream:
         self.response = urllib.request.urlopen(request, timeout=30)
         self.events: queue.Queue[dict[str, str]] = queue.Queue()
         self.comments: list[str] = []
+        # Set by the first line: the server sends it once the stream is registered for live
+        # wake-ups, so anything that happens after this is pushed.
+        self.opened = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         event: dict[str, str] = {}
         try:
             for raw in self.response:
+                self.opened.set()
                 line = raw.decode().rstrip("\n")
                 if line.startswith(":"):
                     self.comments.append(line)

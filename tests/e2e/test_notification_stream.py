@@ -33,15 +33,15 @@ def test_a_recipient_stream_receives_the_transfer_and_resumes_without_gaps(  # t
     provision(app, bob)
     stream = Stream(f"{live_server}/api/notifications/stream", auth(bob))
     try:
-        time.sleep(0.3)  # let the stream subscribe
+        assert stream.opened.wait(5)
         started = time.monotonic()
         tx_id = _transfer(client, alice, bob, "7.5")
         received = stream.next("transfer_received")
         assert time.monotonic() - started < 5  # submit, settle, push
         assert received["transaction_id"] == tx_id and received["amount"] == "7.500000"
         assert received["data"]["balance_after"] == "7.500000"
-        time.sleep(1.5)
-        assert ": keep-alive" in stream.comments  # heartbeat comments (SSE_HEARTBEAT_SECONDS=1)
+        # heartbeat comments (SSE_HEARTBEAT_SECONDS=1)
+        wait_until(lambda: ": keep-alive" in stream.comments, timeout=5)
     finally:
         stream.close()
 

@@ -221,10 +221,16 @@ def test_sweeper_completes_a_transfer_whose_enqueue_was_lost(app, config, db, wi
     assert response.status_code == 202
     tx_id = response.get_json()["transaction_id"]
     assert status_of(db, tx_id) == "pending"
-    # The broker is back: beat fires the sweeper, which re-enqueues stale pending work.
-    import time
-
-    time.sleep(config.sweeper_stale_seconds + 0.2)
+    # The broker is back: beat fires the sweeper, which re-enqueues stale pending work (here
+    # made stale by moving its creation back instead of waiting SWEEPER_STALE_SECONDS).
+    with db.transaction() as session:
+        session.execute(
+            text(
+                "UPDATE transactions SET created_at = created_at - make_interval(secs => :age)"
+                " WHERE id = :id"
+            ),
+            {"age": config.sweeper_stale_seconds + 1, "id": tx_id},
+        )
     wiring.queue.send("settlement.sweep")
     wait_settled(db, [tx_id])
     assert status_of(db, tx_id) == "completed"
