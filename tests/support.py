@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,40 @@ from sqlalchemy import func, select, text
 from app.models import LedgerEntry, Transaction, Wallet
 from app.services import transfers
 from app.services.submission import shard_of
+
+JWT_SECRET = "test-secret-" + secrets.token_hex(16)
+
+
+def token_for(user_id: uuid.UUID, role: str = "user", **kwargs: Any) -> str:
+    from app.api.auth import issue_token
+
+    return issue_token(JWT_SECRET, user_id, role, **kwargs)
+
+
+def auth(user_id: uuid.UUID, role: str = "user") -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(user_id, role)}"}
+
+
+def post_transfer(
+    client: Any,
+    sender: uuid.UUID,
+    recipient: uuid.UUID,
+    amount: str,
+    key: str | None = None,
+    *,
+    note: str | None = None,
+    **headers: str,
+) -> Any:
+    """POST /api/wallet/transfer as `sender` (a fresh Idempotency-Key unless `key` is given);
+    the response."""
+    body = {"recipient_id": str(recipient), "amount": amount}
+    if note is not None:
+        body["note"] = note
+    return client.post(
+        "/api/wallet/transfer",
+        json=body,
+        headers={**auth(sender), "Idempotency-Key": key or str(uuid.uuid4()), **headers},
+    )
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
@@ -132,8 +167,6 @@ def record_unchecked(
 def connect_by_signing(client: Any, user: uuid.UUID) -> tuple[Keypair, str, str]:
     """Connect a new external keypair to `user`'s wallet the way a browser wallet does
     (challenge, sign, connect); returns the keypair, the signed message and the signature."""
-    from tests.conftest import auth
-
     owner = Keypair()
     address = str(owner.pubkey())
     challenge = client.post(

@@ -3,7 +3,7 @@
 import urllib.request
 import uuid
 
-from tests.conftest import auth
+from tests.support import auth
 
 
 def _metric_total(text: str, name: str, **labels: str) -> float:

@@ -8,19 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from tests.conftest import auth
 from tests.e2e.sse import Stream
-from tests.support import fund, provision, wait_until
+from tests.support import auth, fund, post_transfer, provision, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 
 def _transfer(client, sender, recipient, amount):  # type: ignore[no-untyped-def]
-    response = client.post(
-        "/api/wallet/transfer",
-        json={"recipient_id": str(recipient), "amount": amount},
-        headers={**auth(sender), "Idempotency-Key": str(uuid.uuid4())},
-    )
+    response = post_transfer(client, sender, recipient, amount)
     assert response.status_code == 202
     return response.get_json()["transaction_id"]
 

@@ -14,10 +14,9 @@ import pytest
 
 from app.domain.notifications import NewNotification
 from app.services import notifications
-from tests.conftest import auth
 from tests.e2e.conftest import gunicorn
 from tests.e2e.sse import EventSource, Stream
-from tests.support import provision, wait_until
+from tests.support import auth, provision, wait_until
 
 LIFETIME = 2
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import func, select
 
 from app.models import Wallet
-from tests.conftest import auth
+from tests.support import auth
 
 
 def _get(url: str, headers: dict[str, str]) -> tuple[int, dict]:  # type: ignore[type-arg]

@@ -28,7 +28,7 @@ from schemathesis.core.result import Err
 from schemathesis.core.transport import Response
 from schemathesis.pytest.lazy import get_all_tests
 
-from tests.conftest import token_for
+from tests.support import token_for
 
 pytestmark = pytest.mark.usefixtures("worker")  # so a transfer asked to `Prefer: wait` settles
 

@@ -7,8 +7,7 @@ import pytest
 from sqlalchemy import select, text
 
 from app.models import AuditLog
-from tests.conftest import auth
-from tests.support import fund, provision
+from tests.support import auth, fund, provision
 
 pytestmark = pytest.mark.usefixtures("worker")
 

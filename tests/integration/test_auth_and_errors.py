@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app import create_app
-from tests.conftest import auth, token_for
+from tests.support import auth, token_for
 
 
 def _is_problem(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]

@@ -8,8 +8,7 @@ from solders.keypair import Keypair
 from sqlalchemy import text
 
 from tests.chain_support import funded_wallet, pay, token_balance
-from tests.conftest import auth
-from tests.support import balance, provision, status_of, wait_until
+from tests.support import auth, balance, provision, status_of, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 

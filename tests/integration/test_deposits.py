@@ -12,8 +12,7 @@ from app.models import Transaction
 from app.queue import CHECK_DEPOSIT
 from app.services import deposits
 from tests.chain_support import funded_wallet, other_mint, pay
-from tests.conftest import auth
-from tests.support import balance, wait_settled
+from tests.support import auth, balance, wait_settled
 
 pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33  # blocks until `finalized` on the test cluster (finalize_after=32)

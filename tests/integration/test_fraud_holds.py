@@ -13,11 +13,12 @@ from app.models import AuditLog, Transaction
 from app.services import withdrawals
 from app.services.submission import shard_of
 from tests.chain_support import token_account, token_balance
-from tests.conftest import auth
 from tests.support import (
+    auth,
     balance,
     entries_of,
     fund,
+    post_transfer,
     provision,
     record_unchecked,
     status_of,
@@ -30,11 +31,7 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 
 def _transfer(client, sender, recipient, amount) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    response = client.post(
-        "/api/wallet/transfer",
-        json={"recipient_id": str(recipient), "amount": amount},
-        headers={**auth(sender), "Idempotency-Key": str(uuid.uuid4()), "Prefer": "wait=10"},
-    )
+    response = post_transfer(client, sender, recipient, amount, Prefer="wait=10")
     assert response.status_code == 200, response.get_json()
     return response.get_json()  # type: ignore[no-any-return]
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from app import create_app
-from tests.conftest import JWT_SECRET, auth, token_for
+from tests.support import JWT_SECRET, auth, token_for
 
 
 def _is_problem(response: Any, status: int, code: str) -> None:

@@ -4,8 +4,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import auth
-from tests.support import fund, provision, wait_settled
+from tests.support import auth, fund, provision, wait_settled
 
 pytestmark = pytest.mark.usefixtures("worker")
 

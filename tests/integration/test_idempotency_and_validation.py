@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.models import Transaction
-from tests.conftest import auth
-from tests.support import fund, provision, wallet
+from tests.support import auth, fund, provision, wallet
 
 pytestmark = pytest.mark.usefixtures("worker")
 

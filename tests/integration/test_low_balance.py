@@ -17,8 +17,7 @@ from sqlalchemy import select
 from app.domain.notifications import LOW_BALANCE
 from app.models import Notification
 from app.services import low_balance
-from tests.conftest import auth
-from tests.support import fund, provision, wait_settled, wait_until, wallet
+from tests.support import auth, fund, provision, wait_settled, wait_until, wallet
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -8,7 +8,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from app.models import Base
-from tests.conftest import migrate, servers
+from tests.servers import migrate, servers
 
 
 @pytest.fixture

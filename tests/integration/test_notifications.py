@@ -11,8 +11,7 @@ from sqlalchemy import select, text
 from app.domain.notifications import NewNotification
 from app.models import Notification
 from app.services import live, notifications
-from tests.conftest import auth
-from tests.support import fund, provision, record_unchecked, wait_settled, wait_until, wallet
+from tests.support import auth, fund, provision, record_unchecked, wait_settled, wait_until, wallet
 
 pytestmark = pytest.mark.usefixtures("worker")
 

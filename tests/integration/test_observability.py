@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app import logs
-from tests.conftest import auth, token_for
-from tests.support import wait_until
+from tests.support import auth, token_for, wait_until
 
 
 def test_a_request_id_follows_the_request_into_the_tasks_it_causes(wiring, worker, caplog) -> None:  # type: ignore[no-untyped-def]

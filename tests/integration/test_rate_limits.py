@@ -12,7 +12,7 @@ import redis
 from solders.keypair import Keypair
 
 from app import create_app
-from tests.conftest import auth
+from tests.support import auth
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from werkzeug.routing import Rule
 
 from app.api.auth import issue_token
 from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID
-from tests.conftest import auth, token_for
-from tests.support import fund, provision, wait_settled
+from tests.support import auth, fund, provision, token_for, wait_settled
 
 pytestmark = pytest.mark.usefixtures("worker")
 PUBLIC = {

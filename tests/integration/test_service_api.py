@@ -6,8 +6,7 @@ from decimal import Decimal
 import pytest
 
 from app.services import transfers
-from tests.conftest import auth
-from tests.support import balance, fund, provision, status_of, wait_settled, wallet
+from tests.support import auth, balance, fund, provision, status_of, wait_settled, wallet
 
 pytestmark = pytest.mark.usefixtures("worker")
 

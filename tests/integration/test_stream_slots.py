@@ -7,8 +7,7 @@ import pytest
 
 from app.services import live, stream_slots
 from app.services.stream_slots import TooManyStreamsError
-from tests.conftest import auth
-from tests.support import wait_until
+from tests.support import auth, wait_until
 
 
 def test_a_user_claims_up_to_the_limit_then_is_told_when_a_slot_frees(wiring) -> None:  # type: ignore[no-untyped-def]

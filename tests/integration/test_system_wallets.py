@@ -14,8 +14,7 @@ from app.domain.errors import ReservedSubjectError, WalletNotFoundError
 from app.domain.transactions import Kind
 from app.models import AuditLog, Transaction, User, Wallet, WalletCounters
 from app.services.submission import Line, Submission, record, shard_of
-from tests.conftest import auth
-from tests.support import balance, fund, provision, wait_settled
+from tests.support import auth, balance, fund, provision, wait_settled
 
 pytestmark = pytest.mark.usefixtures("worker")
 

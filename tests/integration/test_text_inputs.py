@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import auth
+from tests.support import auth
 
 NUL_MESSAGE = "Must not contain NUL (U+0000) characters."
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select, text
 
 from app.models import Transaction
-from tests.conftest import auth, servers
-from tests.support import balance, fund, provision, wait_settled, wait_until
+from tests.servers import servers
+from tests.support import auth, balance, fund, post_transfer, provision, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 PING = "SELECT 1"
@@ -41,14 +41,6 @@ def statements(_db: Any) -> Iterator[list[str]]:
         yield seen
     finally:
         psycopg.Cursor.execute = original  # type: ignore[method-assign]
-
-
-def post_transfer(client, sender, recipient, amount, key=None):  # type: ignore[no-untyped-def]
-    return client.post(
-        "/api/wallet/transfer",
-        json={"recipient_id": str(recipient), "amount": amount, "note": "thin"},
-        headers={**auth(sender), "Idempotency-Key": key or str(uuid.uuid4())},
-    )
 
 
 def test_accepting_a_transfer_its_replay_and_a_refusal_are_one_statement_each(

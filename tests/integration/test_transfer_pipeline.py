@@ -9,11 +9,12 @@ from sqlalchemy import func, select, text
 
 from app.models import LedgerEntry, Transaction
 from app.services.submission import shard_of
-from tests.conftest import auth
 from tests.support import (
+    auth,
     balance,
     entries_of,
     fund,
+    post_transfer,
     provision,
     record_unchecked,
     status_of,
@@ -22,14 +23,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def post_transfer(client, sender, recipient, amount, key=None, **headers):  # type: ignore[no-untyped-def]
-    return client.post(
-        "/api/wallet/transfer",
-        json={"recipient_id": str(recipient), "amount": amount, "note": "lunch"},
-        headers={**auth(sender), "Idempotency-Key": key or str(uuid.uuid4()), **headers},
-    )
 
 
 def test_transfer_settles_with_two_entries_and_both_balances_move(app, client, db) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from solders.keypair import Keypair
 
 from app import create_app
 from app.services import chain_accounts
-from tests.conftest import auth
+from tests.support import auth
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,7 @@ from solders.keypair import Keypair
 from sqlalchemy import select, text
 
 from app.models import AuditLog, WalletChallenge
-from tests.conftest import auth
-from tests.support import wallet
+from tests.support import auth, wallet
 
 SIGNATURE_FAMILY = {"invalid_signature", "challenge_not_found", "challenge_expired"}
 

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from app.domain.accounts import PLATFORM_USER_ID
 from app.models import User, Wallet
 from app.services.wallets import SystemWallets
-from tests.conftest import auth
+from tests.support import auth
 
 
 def test_a_new_user_sees_a_zero_balance_and_an_empty_history(client, user) -> None:  # type: ignore[no-untyped-def]

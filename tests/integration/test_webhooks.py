@@ -22,8 +22,8 @@ from app.bootstrap import Wiring, bootstrap
 from app.domain.notifications import NewNotification
 from app.models import Notification
 from app.services import notifications, webhooks
-from tests.conftest import WEBHOOK_SECRET, ReceivedWebhook, Stall, auth
-from tests.support import fund, provision, wait_settled, wait_until
+from tests.servers import WEBHOOK_SECRET, ReceivedWebhook, Stall
+from tests.support import auth, fund, provision, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 

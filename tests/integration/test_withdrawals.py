@@ -13,8 +13,8 @@ from app.models import Transaction
 from app.services import withdrawals
 from tests.chain_support import client as rpc_client
 from tests.chain_support import move_tokens, token_account, token_balance
-from tests.conftest import auth, servers
-from tests.support import balance, connect_by_signing, fund, wait_settled, wait_until
+from tests.servers import servers
+from tests.support import auth, balance, connect_by_signing, fund, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
