@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench token flask clean
+.PHONY: run test lint typecheck unit bench token flask config-docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ flask: $(STAMP)
 # A development token for that stack.
 token: $(STAMP)
 	@set -a; [ -f var/stack.env ] && . ./var/stack.env; set +a; $(BIN)/flask --app wsgi users token $(ARGS)
+
+# The README's configuration table, generated from app/config.py's declarations.
+config-docs: $(STAMP)
+	$(BIN)/python -m devstack.config_docs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -2,9 +2,12 @@
 late, re-run if their worker dies, and the visibility timeout exceeds the hard time limit so a
 long task is never handed to a second worker while the first still runs."""
 
-import os
+from app.config import Config
 
-broker_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# The same declarations as every other process (app/config.py): periods and the broker URL.
+_config = Config.from_env()
+
+broker_url = _config.redis_url
 result_backend = None
 task_ignore_result = True
 
@@ -32,21 +35,17 @@ task_routes = {
 }
 
 
-def _env_float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
-
-
 beat_schedule: dict[str, dict[str, object]] = {
     # Re-enqueue settlement for PENDING transactions whose enqueue was lost.
     "sweep-pending": {
         "task": "settlement.sweep",
-        "schedule": _env_float("SWEEPER_INTERVAL_SECONDS", 5.0),
+        "schedule": _config.sweeper_interval_seconds,
         "options": {"expires": 30},
     },
     # Withdrawals forward and deposits watched on the chain.
     "chain-poll": {
         "task": "chain.poll",
-        "schedule": _env_float("CHAIN_POLL_SECONDS", 3.0),
+        "schedule": _config.chain_poll_seconds,
         "options": {"expires": 30},
     },
     "scan-late-deposits": {"task": "chain.scan_late_deposits", "schedule": 300.0},
@@ -54,18 +53,18 @@ beat_schedule: dict[str, dict[str, object]] = {
     "expire-idempotency-keys": {"task": "maintenance.expire_idempotency_keys", "schedule": 3600.0},
     "check-ledger": {
         "task": "maintenance.check_ledger",
-        "schedule": _env_float("LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
+        "schedule": _config.ledger_check_interval_seconds,
     },
     # Webhook deliveries whose countdown retry was lost (or whose worker died mid-POST).
     "webhooks-retry-due": {
         "task": "webhooks.retry_due",
-        "schedule": _env_float("WEBHOOK_RETRY_SECONDS", 10.0),
+        "schedule": _config.webhook_retry_seconds,
         "options": {"expires": 30},
     },
     # One alert per crossing below a wallet's low-balance threshold.
     "low-balance-alerts": {
         "task": "alerts.low_balance",
-        "schedule": _env_float("LOW_BALANCE_INTERVAL_SECONDS", 60.0),
+        "schedule": _config.low_balance_interval_seconds,
         "options": {"expires": 120},
     },
 }

@@ -1,6 +1,9 @@
 """Configuration from environment variables (twelve-factor), with development defaults.
 
-Everything the process needs is read once into a frozen `Config`; tests build their own.
+Everything the process needs is read once into a frozen `Config`; tests build their own. Each
+variable is declared once, as a `Config` field made by `setting` (name, default, type, help);
+`from_env` reads them, celeryconfig.py builds the beat schedule from them, and the README's
+configuration table is generated from them (`make config-docs`).
 
 The defaults of JWT_SECRET and WALLET_DATA_KEY are published in this repository, so they are
 development values: outside an explicit APP_ENV=development (`make run` and the tests set it) the
@@ -14,8 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any
 
@@ -30,171 +33,376 @@ DEFAULT_JWT_ISSUER = "token-wallet"
 DEFAULT_JWT_AUDIENCE = "token-wallet-api"
 
 
-def _decimal(env: Mapping[str, str], name: str, default: str) -> Decimal:
-    return Decimal(env.get(name, default))
+_MAKE_RUN = "embedded (make run) / "
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    return int(env.get(name, str(default)))
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    return float(env.get(name, str(default)))
+def setting(env: str, default: Any, help: str, *, shown: str | None = None) -> Any:
+    """A `Config` field read from the environment variable `env`: its one declaration (name,
+    default, type from the annotation, help). `shown` replaces the default in the README table
+    where the default a user meets is another (make run's embedded servers, a generated secret)."""
+    return field(default=default, metadata={"env": env, "help": help, "shown": shown})
 
 
 @dataclass(frozen=True)
 class Config:
-    # "development" accepts the development secrets below; anything else refuses them.
-    app_env: str = "production"
-    database_url: str = DEV_DATABASE_URL
-    redis_url: str = DEV_REDIS_URL
-    jwt_secret: str = DEV_JWT_SECRET
-    jwt_leeway_seconds: int = 30
-    jwt_issuer: str = DEFAULT_JWT_ISSUER
-    jwt_audience: str = DEFAULT_JWT_AUDIENCE
-    # A token must carry `iat` and `exp` at most this far apart (a leaked token expires).
-    jwt_max_lifetime_seconds: int = 86400
-    # Transfers
-    max_transfer_amount: Decimal = Decimal("1000000")
-    default_low_balance_threshold: Decimal = Decimal("10")
-    settlement_shards: int = 2  # match the worker processes consuming the settlement queue
-    settlement_batch_size: int = 5000
-    settlement_max_attempts: int = 5
-    settlement_job_seconds: float = 5.0
-    sweeper_interval_seconds: float = 5.0
-    sweeper_stale_seconds: float = 3.0
-    idempotency_ttl_hours: int = 24
-    max_prefer_wait_seconds: int = 10
-    ledger_check_interval_seconds: float = 300.0
+    app_env: str = setting(
+        "APP_ENV",
+        "production",
+        "anything but `development` refuses to start (API, worker, beat) while `JWT_SECRET` or a"
+        " `WALLET_DATA_KEY` key is unset, shorter than 32 bytes or a published development"
+        " value, or `WEBHOOK_URL` is set without a 32-byte `WEBHOOK_SECRET`",
+        shown="`production` (`make run`, the tests and bench set `development`)",
+    )
+    database_url: str = setting(
+        "DATABASE_URL",
+        DEV_DATABASE_URL,
+        "PostgreSQL, SQLAlchemy URL of the application role (API, worker, beat, CLI; see"
+        " Security: database roles)",
+        shown=f"{_MAKE_RUN}`{DEV_DATABASE_URL}`",
+    )
+    database_pool_size: int = setting("DATABASE_POOL_SIZE", 5, "SQLAlchemy pool per process")
+    redis_url: str = setting(
+        "REDIS_URL",
+        DEV_REDIS_URL,
+        "Celery broker, locks, rate limits, pub/sub",
+        shown=f"{_MAKE_RUN}`{DEV_REDIS_URL}`",
+    )
+    # Bearer tokens
+    jwt_secret: str = setting(
+        "JWT_SECRET",
+        DEV_JWT_SECRET,
+        "HS256 secret for bearer tokens, ≥ 32 bytes (required by docker-compose)",
+        shown="generated into `var/jwt_secret` by make run",
+    )
+    jwt_leeway_seconds: int = setting(
+        "JWT_LEEWAY_SECONDS", 30, "clock skew allowed on a token's `exp`, `iat` and `nbf`"
+    )
+    jwt_issuer: str = setting(
+        "JWT_ISSUER", DEFAULT_JWT_ISSUER, "required `iss` of bearer tokens (issued ones carry it)"
+    )
+    jwt_audience: str = setting(
+        "JWT_AUDIENCE",
+        DEFAULT_JWT_AUDIENCE,
+        "required `aud` of bearer tokens (issued ones carry it)",
+    )
+    jwt_max_lifetime_seconds: int = setting(
+        "JWT_MAX_LIFETIME_SECONDS",
+        86400,
+        "tokens need `iat` and `exp` at most this far apart (a leaked token expires);"
+        " `flask users token --hours` is capped by it",
+    )
+    # Transfers and settlement
+    max_transfer_amount: Decimal = setting(
+        "MAX_TRANSFER_AMOUNT", Decimal("1000000"), "largest amount one transaction may move"
+    )
+    default_low_balance_threshold: Decimal = setting(
+        "LOW_BALANCE_THRESHOLD", Decimal("10"), "platform default for low-balance alerts"
+    )
+    settlement_shards: int = setting(
+        "SETTLEMENT_SHARDS",
+        2,
+        "settlement partitions (by debit wallet); one job per shard at a time — match the worker"
+        " processes consuming the `settlement` queue",
+    )
+    settlement_batch_size: int = setting(
+        "SETTLEMENT_BATCH_SIZE", 5000, "most transactions settled per database commit"
+    )
+    settlement_max_attempts: int = setting(
+        "SETTLEMENT_MAX_ATTEMPTS",
+        5,
+        "a transaction that keeps breaking settlement then fails `settlement_error`",
+    )
+    settlement_job_seconds: float = setting(
+        "SETTLEMENT_JOB_SECONDS",
+        5.0,
+        "a settlement job hands its shard over (re-queues itself) after this long",
+    )
+    settlement_linger_seconds: float = setting(
+        "SETTLEMENT_LINGER_SECONDS",
+        0.1,
+        "a shard with only a trickle of work waits this long between batches instead of"
+        " spinning (bounds settlement latency; frees CPU for the API)",
+    )
+    sweeper_interval_seconds: float = setting(
+        "SWEEPER_INTERVAL_SECONDS",
+        5.0,
+        "beat period of the sweeper that re-enqueues PENDING work whose enqueue was lost",
+    )
+    sweeper_stale_seconds: float = setting(
+        "SWEEPER_STALE_SECONDS", 3.0, "age of PENDING work the sweeper re-enqueues"
+    )
+    idempotency_ttl_hours: int = setting(
+        "IDEMPOTENCY_TTL_HOURS", 24, "how long Idempotency-Keys are remembered"
+    )
+    max_prefer_wait_seconds: int = setting(
+        "MAX_PREFER_WAIT_SECONDS", 10, "longest `Prefer: wait=N` a request may ask for"
+    )
+    ledger_check_interval_seconds: float = setting(
+        "LEDGER_CHECK_INTERVAL_SECONDS", 300.0, "period of the beat ledger invariant check"
+    )
     # Fraud rules at settlement (see app/domain/fraud.py)
-    fraud_velocity_count: int = 1000
-    fraud_velocity_amount: Decimal = Decimal("1000000")
-    fraud_history_min: int = 5
-    fraud_history_multiplier: Decimal = Decimal("10")
-    fraud_history_window: int = 50
-    fraud_new_recipient_amount: Decimal = Decimal("10000")
+    fraud_velocity_count: int = setting(
+        "FRAUD_VELOCITY_COUNT", 1000, "debits per sender per hour before a debit is held"
+    )
+    fraud_velocity_amount: Decimal = setting(
+        "FRAUD_VELOCITY_AMOUNT",
+        Decimal("1000000"),
+        "amount per sender per hour before a debit is held",
+    )
+    fraud_history_min: int = setting(
+        "FRAUD_HISTORY_MIN", 5, "transfers a sender needs before their history is compared"
+    )
+    fraud_history_multiplier: Decimal = setting(
+        "FRAUD_HISTORY_MULTIPLIER",
+        Decimal("10"),
+        "a debit this many times above the sender's average is held",
+    )
+    fraud_history_window: int = setting(
+        "FRAUD_HISTORY_WINDOW", 50, "the sender's recent transfers that make their average"
+    )
+    fraud_new_recipient_amount: Decimal = setting(
+        "FRAUD_NEW_RECIPIENT_AMOUNT",
+        Decimal("10000"),
+        "a first transfer to a recipient at or above this is held",
+    )
     # Solana
-    solana_rpc_url: str = "http://127.0.0.1:8899"
-    token_mint: str = ""
-    token_decimals: int = 6
-    # The treasury's public address: all the API needs (deposit requests name it). The key
-    # itself (TREASURY_KEYPAIR) is only for the chain worker, which signs withdrawals.
-    treasury_address: str = ""
-    treasury_keypair: str = ""  # path to a keypair JSON file, or the JSON array itself
-    solana_chain_id: str = "localnet"
-    rpc_timeout_seconds: float = 5.0
-    rpc_retries: int = 3
-    deposit_ttl_minutes: int = 30
-    late_deposit_grace_hours: int = 168
-    external_balance_cache_seconds: int = 15
-    # Withdrawals: the smallest amount, and how long after connecting a new address the first
-    # withdrawal to it must wait (a stolen session cannot connect its own address and cash out).
-    withdrawal_min_amount: Decimal = Decimal("1")
-    withdrawal_new_address_cooldown_seconds: int = 86400
-    # Deposits: open (unpaid, unexpired) requests per user, and how often viewing one may ask the
-    # chain (otherwise the stored state is answered; the watcher keeps polling).
-    deposit_max_open_per_user: int = 5
-    deposit_view_check_seconds: float = 10.0
+    solana_rpc_url: str = setting(
+        "SOLANA_RPC_URL",
+        "http://127.0.0.1:8899",
+        "any standard Solana JSON-RPC endpoint (devnet, mainnet)",
+        shown="local cluster (make run) / `http://127.0.0.1:8899`",
+    )
+    token_mint: str = setting(
+        "TOKEN_MINT", "", "the platform token's SPL mint", shown="from the local cluster"
+    )
+    token_decimals: int = setting("TOKEN_DECIMALS", 6, "the mint's decimals")
+    treasury_address: str = setting(
+        "TREASURY_ADDRESS",
+        "",
+        "the treasury's public address: all the API needs (deposits are paid to it)",
+        shown="from the local cluster",
+    )
+    treasury_keypair: str = setting(
+        "TREASURY_KEYPAIR",
+        "",
+        "the worker's only: path to the treasury keypair JSON (Solana CLI format) or the JSON"
+        " array itself; signs withdrawals and must be `TREASURY_ADDRESS`'s key; the API"
+        " (`wsgi.py`) drops it",
+        shown="from the local cluster",
+    )
+    solana_chain_id: str = setting(
+        "SOLANA_CHAIN_ID", "localnet", "`Chain ID` in wallet sign-in messages"
+    )
+    rpc_timeout_seconds: float = setting("SOLANA_RPC_TIMEOUT_SECONDS", 5.0, "per JSON-RPC call")
+    rpc_retries: int = setting(
+        "SOLANA_RPC_RETRIES", 3, "transient JSON-RPC failures retry with exponential backoff"
+    )
+    chain_poll_seconds: float = setting(
+        "CHAIN_POLL_SECONDS", 3.0, "beat period of the chain watcher (withdrawals, deposits)"
+    )
+    deposit_ttl_minutes: int = setting(
+        "DEPOSIT_TTL_MINUTES", 30, "an unpaid deposit request expires after this"
+    )
+    late_deposit_grace_hours: int = setting(
+        "LATE_DEPOSIT_GRACE_HOURS",
+        168,
+        "how long expired deposits are still watched for a late payment",
+    )
+    external_balance_cache_seconds: int = setting(
+        "EXTERNAL_BALANCE_CACHE_SECONDS",
+        15,
+        "how long a connected address's on-chain balance is cached for GET /api/wallet",
+    )
+    withdrawal_min_amount: Decimal = setting(
+        "WITHDRAWAL_MIN_AMOUNT", Decimal("1"), "smallest withdrawal (422 `amount_below_minimum`)"
+    )
+    # A stolen session cannot connect its own address and cash out at once.
+    withdrawal_new_address_cooldown_seconds: int = setting(
+        "WITHDRAWAL_NEW_ADDRESS_COOLDOWN_SECONDS",
+        86400,
+        "wait after connecting a new address before withdrawals to it (422 `address_cooldown`)",
+        shown="`86400` (make run: `60`)",
+    )
+    deposit_max_open_per_user: int = setting(
+        "DEPOSIT_MAX_OPEN_PER_USER",
+        5,
+        "deposit requests a user may have awaiting payment at once (409 `too_many_open_deposits`)",
+    )
+    deposit_view_check_seconds: float = setting(
+        "DEPOSIT_VIEW_CHECK_SECONDS",
+        10.0,
+        "viewing an unpaid deposit asks the chain (one quick try) at most once per this interval"
+        " per deposit",
+        shown="`10` (tests: `0`)",
+    )
     # Notifications
-    webhook_url: str = ""
-    webhook_secret: str = ""
-    webhook_max_attempts: int = 8
-    webhook_timeout_seconds: float = 5.0
-    low_balance_interval_seconds: float = 60.0
-    sse_heartbeat_seconds: float = 15.0
+    webhook_url: str = setting(
+        "WEBHOOK_URL", "", "POST every notification there, signed with HMAC-SHA256", shown="unset"
+    )
+    webhook_secret: str = setting(
+        "WEBHOOK_SECRET", "", "the webhook signing secret (≥ 32 bytes)", shown="unset"
+    )
+    webhook_max_attempts: int = setting(
+        "WEBHOOK_MAX_ATTEMPTS", 8, "webhook retries (exponential backoff)"
+    )
+    webhook_timeout_seconds: float = setting("WEBHOOK_TIMEOUT_SECONDS", 5.0, "per webhook attempt")
+    webhook_retry_seconds: float = setting(
+        "WEBHOOK_RETRY_SECONDS", 10.0, "beat period that re-queues due webhook retries"
+    )
+    low_balance_interval_seconds: float = setting(
+        "LOW_BALANCE_INTERVAL_SECONDS", 60.0, "period of the low-balance alert job"
+    )
+    # Notification streams (SSE)
+    sse_heartbeat_seconds: float = setting(
+        "SSE_HEARTBEAT_SECONDS", 15.0, "keep-alive comment period on notification streams"
+    )
+    sse_max_streams_per_user: int = setting(
+        "SSE_MAX_STREAMS_PER_USER",
+        5,
+        "open streams per user across all processes; the next gets 429 `too_many_streams` with"
+        " Retry-After",
+    )
+    sse_stream_lifetime_seconds: float = setting(
+        "SSE_STREAM_LIFETIME_SECONDS",
+        300.0,
+        "a stream then ends; EventSource resumes with Last-Event-ID",
+    )
+    sse_catch_up_seconds: float = setting(
+        "SSE_CATCH_UP_SECONDS",
+        5.0,
+        "how often each process checks the database for notifications whose wake-up was lost",
+    )
     # Encryption at rest: "<kid>:<base64 key>[,…]"; the development default is NOT secret.
-    wallet_data_key: str = DEV_WALLET_DATA_KEY
-    # Rate limits ("N/second|minute|hour|day", the `limits` syntax). Storage defaults to REDIS_URL.
-    ratelimit_storage_url: str = ""
-    rate_limit_default: str = "600/minute"
-    rate_limit_money: str = "60/minute"
-    rate_limit_wallet_auth: str = "10/minute"
-    # Failed authentications per client IP on any route (the stream included); beyond it, 429.
-    rate_limit_auth_failures: str = "20/minute"
+    wallet_data_key: str = setting(
+        "WALLET_DATA_KEY",
+        DEV_WALLET_DATA_KEY,
+        "`<kid>:<base64 32 bytes>[,…]`; first seals, all unseal; required by docker-compose",
+        shown="a development key (not secret; refused outside development)",
+    )
+    # Rate limits ("N/second|minute|hour|day", the `limits` syntax)
+    ratelimit_storage_url: str = setting(
+        "RATELIMIT_STORAGE_URL", "", "where rate-limit counters live", shown="`REDIS_URL`"
+    )
+    rate_limit_default: str = setting(
+        "RATE_LIMIT_DEFAULT",
+        "600/minute",
+        "per user (per IP without a valid token), every endpoint",
+    )
+    rate_limit_money: str = setting(
+        "RATE_LIMIT_MONEY",
+        "60/minute",
+        "transfer, withdrawals, deposits, internal charges/rewards/refunds",
+    )
+    rate_limit_wallet_auth: str = setting(
+        "RATE_LIMIT_WALLET_AUTH", "10/minute", "wallet challenge and connect"
+    )
+    rate_limit_auth_failures: str = setting(
+        "RATE_LIMIT_AUTH_FAILURES",
+        "20/minute",
+        "failed authentications per client IP on any route (the stream too); the first of a"
+        " window is audited (`auth.failed`), the overflow once (`auth.throttled`), beyond it 429",
+    )
     # HTTP
-    metrics_token: str = ""
-    # Reverse proxies in front of the API whose X-Forwarded-For/-Proto are believed (that many
-    # hops from the right). 0: the peer address is the client, whatever the headers say.
-    trusted_proxies: int = 0
-    domain: str = "localhost"
-    database_pool_size: int = 5
-    extra: dict[str, Any] = field(default_factory=dict)
-    # Notification streams (SSE): per-user cap across processes, lifetime before the client
-    # reconnects with Last-Event-ID, and how often each process checks the database for
-    # notifications whose wake-up was lost.
-    sse_max_streams_per_user: int = 5
-    sse_stream_lifetime_seconds: float = 300.0
-    sse_catch_up_seconds: float = 5.0
-    # A shard with only a trickle of work: its job waits this long between batches instead of
-    # spinning on one transaction at a time (CPU the request path needs).
-    settlement_linger_seconds: float = 0.1
+    metrics_token: str = setting(
+        "METRICS_TOKEN",
+        "",
+        "when set, GET /metrics needs `Authorization: Bearer <token>`",
+        shown="unset",
+    )
+    trusted_proxies: int = setting(
+        "TRUSTED_PROXIES",
+        0,
+        "reverse proxies whose `X-Forwarded-For`/`-Proto` are believed (werkzeug ProxyFix);"
+        " 0 = the peer address is the client, for rate limits, audit and logs",
+    )
+    domain: str = setting("APP_DOMAIN", "localhost", "domain in wallet sign-in messages")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Every declared variable that is set in `env` (default: the process environment)."""
         env = os.environ if env is None else env
-        return cls(
-            app_env=env.get("APP_ENV", "production"),
-            database_url=env.get("DATABASE_URL", DEV_DATABASE_URL),
-            redis_url=env.get("REDIS_URL", DEV_REDIS_URL),
-            jwt_secret=env.get("JWT_SECRET", cls.jwt_secret),
-            jwt_issuer=env.get("JWT_ISSUER", DEFAULT_JWT_ISSUER),
-            jwt_audience=env.get("JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE),
-            jwt_max_lifetime_seconds=_int(env, "JWT_MAX_LIFETIME_SECONDS", 86400),
-            max_transfer_amount=_decimal(env, "MAX_TRANSFER_AMOUNT", "1000000"),
-            default_low_balance_threshold=_decimal(env, "LOW_BALANCE_THRESHOLD", "10"),
-            settlement_shards=_int(env, "SETTLEMENT_SHARDS", 2),
-            settlement_batch_size=_int(env, "SETTLEMENT_BATCH_SIZE", 5000),
-            settlement_max_attempts=_int(env, "SETTLEMENT_MAX_ATTEMPTS", 5),
-            sweeper_interval_seconds=_float(env, "SWEEPER_INTERVAL_SECONDS", 5.0),
-            sweeper_stale_seconds=_float(env, "SWEEPER_STALE_SECONDS", 3.0),
-            idempotency_ttl_hours=_int(env, "IDEMPOTENCY_TTL_HOURS", 24),
-            ledger_check_interval_seconds=_float(env, "LEDGER_CHECK_INTERVAL_SECONDS", 300.0),
-            fraud_velocity_count=_int(env, "FRAUD_VELOCITY_COUNT", 1000),
-            fraud_velocity_amount=_decimal(env, "FRAUD_VELOCITY_AMOUNT", "1000000"),
-            fraud_history_min=_int(env, "FRAUD_HISTORY_MIN", 5),
-            fraud_history_multiplier=_decimal(env, "FRAUD_HISTORY_MULTIPLIER", "10"),
-            fraud_history_window=_int(env, "FRAUD_HISTORY_WINDOW", 50),
-            fraud_new_recipient_amount=_decimal(env, "FRAUD_NEW_RECIPIENT_AMOUNT", "10000"),
-            solana_rpc_url=env.get("SOLANA_RPC_URL", "http://127.0.0.1:8899"),
-            token_mint=env.get("TOKEN_MINT", ""),
-            token_decimals=_int(env, "TOKEN_DECIMALS", 6),
-            treasury_address=env.get("TREASURY_ADDRESS", ""),
-            treasury_keypair=env.get("TREASURY_KEYPAIR", ""),
-            solana_chain_id=env.get("SOLANA_CHAIN_ID", "localnet"),
-            rpc_timeout_seconds=_float(env, "SOLANA_RPC_TIMEOUT_SECONDS", 5.0),
-            rpc_retries=_int(env, "SOLANA_RPC_RETRIES", 3),
-            deposit_ttl_minutes=_int(env, "DEPOSIT_TTL_MINUTES", 30),
-            late_deposit_grace_hours=_int(env, "LATE_DEPOSIT_GRACE_HOURS", 168),
-            withdrawal_min_amount=_decimal(env, "WITHDRAWAL_MIN_AMOUNT", "1"),
-            withdrawal_new_address_cooldown_seconds=_int(
-                env, "WITHDRAWAL_NEW_ADDRESS_COOLDOWN_SECONDS", 86400
-            ),
-            deposit_max_open_per_user=_int(env, "DEPOSIT_MAX_OPEN_PER_USER", 5),
-            deposit_view_check_seconds=_float(env, "DEPOSIT_VIEW_CHECK_SECONDS", 10.0),
-            webhook_url=env.get("WEBHOOK_URL", ""),
-            webhook_secret=env.get("WEBHOOK_SECRET", ""),
-            webhook_max_attempts=_int(env, "WEBHOOK_MAX_ATTEMPTS", 8),
-            webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 5.0),
-            low_balance_interval_seconds=_float(env, "LOW_BALANCE_INTERVAL_SECONDS", 60.0),
-            sse_heartbeat_seconds=_float(env, "SSE_HEARTBEAT_SECONDS", 15.0),
-            ratelimit_storage_url=env.get("RATELIMIT_STORAGE_URL", ""),
-            rate_limit_default=env.get("RATE_LIMIT_DEFAULT", "600/minute"),
-            rate_limit_money=env.get("RATE_LIMIT_MONEY", "60/minute"),
-            rate_limit_wallet_auth=env.get("RATE_LIMIT_WALLET_AUTH", "10/minute"),
-            rate_limit_auth_failures=env.get("RATE_LIMIT_AUTH_FAILURES", "20/minute"),
-            metrics_token=env.get("METRICS_TOKEN", ""),
-            trusted_proxies=_int(env, "TRUSTED_PROXIES", 0),
-            wallet_data_key=env.get("WALLET_DATA_KEY", cls.wallet_data_key),
-            domain=env.get("APP_DOMAIN", "localhost"),
-            database_pool_size=_int(env, "DATABASE_POOL_SIZE", 5),
-            sse_max_streams_per_user=_int(env, "SSE_MAX_STREAMS_PER_USER", 5),
-            sse_stream_lifetime_seconds=_float(env, "SSE_STREAM_LIFETIME_SECONDS", 300.0),
-            sse_catch_up_seconds=_float(env, "SSE_CATCH_UP_SECONDS", 5.0),
-            settlement_linger_seconds=_float(env, "SETTLEMENT_LINGER_SECONDS", 0.1),
-        )
+        values: dict[str, Any] = {}
+        for declared in fields(cls):
+            raw = env.get(declared.metadata["env"])
+            if raw is not None:
+                values[declared.name] = _PARSE[str(declared.type)](raw)
+        return cls(**values)
 
     def replace(self, **changes: Any) -> Config:
         return replace(self, **changes)
+
+
+_PARSE: dict[str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "Decimal": Decimal,
+}
+
+
+@dataclass(frozen=True)
+class Documented:
+    """A variable read outside `Config` (by gunicorn.conf.py, devstack, logging, docker-compose
+    or alembic), declared here so the README's table has one source."""
+
+    env: str
+    shown: str
+    help: str
+
+
+PROCESS_SETTINGS = (
+    Documented(
+        "MIGRATION_DATABASE_URL",
+        "`DATABASE_URL`",
+        "the schema owner's URL, for `alembic upgrade` only; never give it to the processes",
+    ),
+    Documented(
+        "APP_DATABASE_PASSWORD",
+        "required by docker-compose",
+        "password of compose's application login `wallet_app_user` (URL-safe)",
+    ),
+    Documented("PORT", "`8000`", "API port (make run)"),
+    Documented("FLOWER_PORT", "`5555`", "Flower port (make run)"),
+    Documented(
+        "FLOWER_BASIC_AUTH", "generated into `var/flower_auth`", "`user:password` for Flower"
+    ),
+    Documented("WEB_CONCURRENCY", "`4`", "gunicorn worker processes (gevent)"),
+    Documented("WEB_CONNECTIONS", "`1000`", "connections per gunicorn worker, streams included"),
+    Documented(
+        "WEB_WORKER_CLASS",
+        "`gevent`",
+        "`gthread` (with `WEB_THREADS`) or `sync` still work, with one thread per stream",
+    ),
+    Documented("WEB_THREADS", "`8`", "threads per worker under `gthread`"),
+    Documented("SOLANA_RPC_PORT", "`8899`", "port of the local cluster (make run)"),
+    Documented(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "`var/prometheus` (make run)",
+        "shared by all processes so /metrics aggregates them",
+    ),
+    Documented("LOG_FORMAT", "`json`", "JSON lines on stderr (`text` for plain)"),
+    Documented("LOG_LEVEL", "`INFO`", "log level of every process"),
+)
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the declarations (a unit test keeps the
+    README equal to it; `make config-docs` writes it there)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for declared in fields(Config):
+        meta = declared.metadata
+        shown = meta["shown"] or _shown(declared.default)
+        rows.append(f"| `{meta['env']}` | {shown} | {meta['help']} |")
+    rows += [f"| `{d.env}` | {d.shown} | {d.help} |" for d in PROCESS_SETTINGS]
+    return "\n".join(rows) + "\n"
+
+
+def _shown(default: Any) -> str:
+    if default == "":
+        return "unset"
+    if isinstance(default, float) and default.is_integer():
+        default = int(default)
+    return f"`{default}`"
 
 
 class InsecureConfigError(RuntimeError):
