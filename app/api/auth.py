@@ -19,14 +19,13 @@ from flask import current_app, g, request
 
 from app.config import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, Config
 from app.db import Database
-from app.domain.accounts import is_reserved
+from app.domain.accounts import Role, is_reserved
 from app.domain.errors import (
     AuthenticationError,
     PermissionDeniedError,
     RateLimitedError,
     ReservedSubjectError,
 )
-from app.domain.transactions import Role
 from app.services import audit
 
 TOKEN_ROLES = {Role.USER.value, Role.SERVICE.value, Role.ADMIN.value}

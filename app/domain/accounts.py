@@ -1,4 +1,5 @@
-"""System accounts: their fixed ids, and the range of ids kept for them.
+"""Who holds accounts: the roles of principals, the kinds of wallet, the system accounts' fixed
+ids and the range of ids kept for them.
 
 Every process and migration agrees on the ids. No token may name an id of the reserved range:
 a user provisioned under one would be handed a system wallet, or squat the id of a system account
@@ -6,7 +7,27 @@ still to come (its wallet would then be that user's)."""
 
 from __future__ import annotations
 
+import enum
 import uuid
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    SERVICE = "service"
+    ADMIN = "admin"
+    PLATFORM = "platform"
+    SYSTEM = "system"
+
+
+class WalletKind(enum.StrEnum):
+    """`user` and `platform` wallets hold money and never go negative. `external` wallets are the
+    contra accounts for money entering or leaving the ledger (issuance, the chain): their balance is
+    the negative of what they brought in, which keeps every transaction double-entry."""
+
+    USER = "user"
+    PLATFORM = "platform"
+    EXTERNAL = "external"
+
 
 PLATFORM_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
 ISSUANCE_USER_ID = uuid.UUID("00000000-0000-0000-0000-000000000002")

@@ -21,7 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from app.domain.transactions import FraudReason, Kind, WalletKind
+from app.domain.accounts import WalletKind
+from app.domain.transactions import FraudReason, Kind
 
 SCREENED_KINDS = frozenset({Kind.TRANSFER.value, Kind.WITHDRAWAL.value})
 _USER_WALLET = WalletKind.USER.value  # plain str: this runs once per settled transaction

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from app.domain.accounts import WalletKind
 from app.domain.fraud import Screening, is_screened
 from app.domain.notifications import NewNotification, for_admins, for_outcome
-from app.domain.transactions import FailureReason, FraudReason, Kind, Status, WalletKind
-
-ON_CHAIN = "on_chain"
+from app.domain.transactions import FailureReason, FraudReason, Kind, Stage, Status
 
 
 @dataclass
@@ -89,7 +88,7 @@ class Outcome:
     @property
     def posted(self) -> bool:
         """Whether the ledger moved: two postings follow it in `BatchResult.postings`."""
-        return self.status is Status.COMPLETED or self.stage == ON_CHAIN
+        return self.status is Status.COMPLETED or self.stage == Stage.ON_CHAIN
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ class BatchResult:
     @property
     def sent_on_chain(self) -> list[uuid.UUID]:
         """Withdrawals debited in this batch: they now wait for the chain."""
-        return [o.transaction_id for o in self.outcomes if o.stage == ON_CHAIN]
+        return [o.transaction_id for o in self.outcomes if o.stage == Stage.ON_CHAIN]
 
     @property
     def completed(self) -> int:
@@ -216,7 +215,7 @@ def _settle_one(
     result.touched.add(credit.id)
     if tx.kind == Kind.WITHDRAWAL.value:
         # Debited in the ledger, in seq order; it completes once the chain transfer is final.
-        result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=ON_CHAIN, tx=tx))
+        result.outcomes.append(Outcome(tx.id, Status.PENDING, stage=Stage.ON_CHAIN, tx=tx))
     else:
         result.outcomes.append(Outcome(tx.id, Status.COMPLETED, tx=tx))
         if result.notify_outcomes:

@@ -1,4 +1,4 @@
-"""The transaction state machine and the kinds of money movement."""
+"""The transaction state machine, the kinds of money movement and their stages."""
 
 from __future__ import annotations
 
@@ -27,22 +27,11 @@ class Status(enum.StrEnum):
         return self in (Status.COMPLETED, Status.FAILED)
 
 
-class Role(enum.StrEnum):
-    USER = "user"
-    SERVICE = "service"
-    ADMIN = "admin"
-    PLATFORM = "platform"
-    SYSTEM = "system"
+class Stage(enum.StrEnum):
+    """Where a chain-bound transaction is while PENDING (`stage` is NULL for ledger-only ones)."""
 
-
-class WalletKind(enum.StrEnum):
-    """`user` and `platform` wallets hold money and never go negative. `external` wallets are the
-    contra accounts for money entering or leaving the ledger (issuance, the chain): their balance is
-    the negative of what they brought in, which keeps every transaction double-entry."""
-
-    USER = "user"
-    PLATFORM = "platform"
-    EXTERNAL = "external"
+    AWAITING_PAYMENT = "awaiting_payment"  # a deposit request, until its payment is seen
+    ON_CHAIN = "on_chain"  # a debited withdrawal, until the chain confirms or rejects it
 
 
 _ALLOWED = {

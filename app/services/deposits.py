@@ -15,6 +15,7 @@ such a payment as a new deposit transaction (its `parent_id` is the expired one)
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from app.chain.solana import ChainClient
 from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
 from app.domain.errors import TooManyOpenDepositsError
 from app.domain.money import to_wire
-from app.domain.transactions import FailureReason, Kind, Status
+from app.domain.transactions import FailureReason, Kind, Stage, Status
 from app.models import Transaction, Wallet, WalletCounters
 from app.services import audit, chain_accounts, history, notifications
 from app.services.submission import Line, Submission, advance_staged, record, shard_of
@@ -41,7 +42,6 @@ from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
 
 log = logging.getLogger(__name__)
-AWAITING = "awaiting_payment"
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,17 @@ class DepositRequest:
     mint: str
     payment_url: str
     expires_at: datetime
+
+
+class Check(enum.StrEnum):
+    """What one `check` call found for a deposit."""
+
+    NOOP = "noop"
+    WAITING = "waiting"
+    DUPLICATE = "duplicate"
+    CREDITED = "credited"
+    LATE_CREDITED = "late_credited"
+    EXPIRED = "expired"
 
 
 def create(
@@ -68,7 +79,11 @@ def create(
         Kind.DEPOSIT,
         [
             Line(
-                caller.wallet_id, amount, stage=AWAITING, reference=reference, expires_at=expires_at
+                caller.wallet_id,
+                amount,
+                stage=Stage.AWAITING_PAYMENT,
+                reference=reference,
+                expires_at=expires_at,
             )
         ],
         caller.user_id,
@@ -101,7 +116,7 @@ def _ensure_below_open_cap(session: Session, wallet_id: uuid.UUID, cap: int) -> 
         .where(
             Transaction.credit_wallet_id == wallet_id,
             Transaction.kind == Kind.DEPOSIT.value,
-            Transaction.stage == AWAITING,
+            Transaction.stage == Stage.AWAITING_PAYMENT,
             Transaction.expires_at > func.now(),
         )
     )
@@ -140,29 +155,29 @@ def _find_payment(
 
 def check(
     wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, chain: ChainClient | None = None
-) -> str:
+) -> Check:
     """Look for this deposit's payment; credit, expire, or keep waiting. Idempotent."""
     chain = chain or wiring.chain
     with wiring.db.transaction() as session:
         tx = session.get(Transaction, tx_id)
         if tx is None or tx.kind != Kind.DEPOSIT.value or tx.reference is None:
-            return "noop"
+            return Check.NOOP
         state = (tx.status, tx.stage, tx.failure_reason)
         reference, amount, expires_at = tx.reference, tx.amount, tx.expires_at
         credit_wallet = tx.credit_wallet_id
-    if state == (Status.PENDING.value, AWAITING, None):
+    if state == (Status.PENDING.value, Stage.AWAITING_PAYMENT, None):
         signature, found, rejected = _find_payment(wiring, chain, reference, str(tx_id), amount)
         if signature and found:
             return _credit(wiring, system, tx_id, signature, found.amount, amount)
         _note_rejections(wiring, tx_id, rejected)
         if expires_at is not None and datetime.now(UTC) > expires_at:
             return _expire(wiring, system, tx_id, amount)
-        return "waiting"
+        return Check.WAITING
     if state == (Status.FAILED.value, None, FailureReason.EXPIRED.value):
         signature, found, _ = _find_payment(wiring, chain, reference, str(tx_id), amount)
         if signature and found:
             return _credit_late(wiring, system, tx_id, credit_wallet, signature, found.amount)
-    return "noop"
+    return Check.NOOP
 
 
 def _credit(
@@ -172,14 +187,14 @@ def _credit(
     signature: str,
     paid: Decimal,
     requested: Decimal,
-) -> str:
+) -> Check:
     chain_wallet = system.wallet_id("chain")
     try:
         with wiring.db.transaction() as session:
             credited = advance_staged(
                 session,
                 tx_id,
-                AWAITING,
+                Stage.AWAITING_PAYMENT,
                 stage=None,
                 tx_hash=signature,
                 amount=paid,
@@ -203,11 +218,11 @@ def _credit(
                 )
     except IntegrityError:
         log.error("payment %s for deposit %s was already credited elsewhere", signature, tx_id)
-        return "duplicate"
+        return Check.DUPLICATE
     if credited:
         wiring.queue.kick_settlement(shard_of(chain_wallet, wiring.config.settlement_shards))
-        return "credited"
-    return "noop"
+        return Check.CREDITED
+    return Check.NOOP
 
 
 def _credit_late(
@@ -217,12 +232,12 @@ def _credit_late(
     credit_wallet: uuid.UUID,
     signature: str,
     paid: Decimal,
-) -> str:
+) -> Check:
     chain_wallet = system.wallet_id("chain")
     shards = wiring.config.settlement_shards
     with wiring.db.transaction() as session:
         if session.scalar(select(Transaction.id).where(Transaction.tx_hash == signature)):
-            return "noop"  # already credited
+            return Check.NOOP  # already credited
         [late_id] = record(
             session,
             Submission(
@@ -245,21 +260,21 @@ def _credit_late(
             update(Transaction).where(Transaction.id == late_id).values(tx_hash=signature)
         )
     wiring.queue.kick_settlement(shard_of(chain_wallet, shards))
-    return "late_credited"
+    return Check.LATE_CREDITED
 
 
-def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Decimal) -> str:
+def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Decimal) -> Check:
     with wiring.db.transaction() as session:
         expired = advance_staged(
             session,
             tx_id,
-            AWAITING,
+            Stage.AWAITING_PAYMENT,
             status=Status.FAILED.value,
             stage=None,
             failure_reason=FailureReason.EXPIRED.value,
         )
         if expired is None:
-            return "noop"
+            return Check.NOOP
         audit.record(session, "deposit.expired", actor_id=None, target=tx_id)
         session.execute(
             update(Wallet)
@@ -278,7 +293,7 @@ def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Dec
             reason=FailureReason.EXPIRED.value,
         )
     notifications.dispatch(wiring, told)
-    return "expired"
+    return Check.EXPIRED
 
 
 def _note_rejections(wiring: Wiring, tx_id: uuid.UUID, rejected: list[dict[str, Any]]) -> None:
@@ -306,7 +321,7 @@ def open_deposits(wiring: Wiring, *, late: bool = False, limit: int = 1000) -> l
             Transaction.expires_at > grace,
         )
     else:
-        query = query.where(Transaction.stage == AWAITING)
+        query = query.where(Transaction.stage == Stage.AWAITING_PAYMENT)
     due = (
         query.order_by(Transaction.checked_at.asc().nulls_first(), Transaction.created_at)
         .limit(limit)
@@ -333,7 +348,7 @@ def _claim_view_check(wiring: Wiring, tx_id: uuid.UUID) -> bool:
             update(Transaction)
             .where(
                 Transaction.id == tx_id,
-                Transaction.stage == AWAITING,
+                Transaction.stage == Stage.AWAITING_PAYMENT,
                 or_(
                     Transaction.checked_at.is_(None),
                     Transaction.checked_at < func.now() - interval,
@@ -353,7 +368,7 @@ def view_own(
     DEPOSIT_VIEW_CHECK_SECONDS per deposit; otherwise (and when the chain is unreachable) the
     caller sees what is known, and the watcher keeps looking."""
     found = history.get_transaction(wiring.db, wallet_id, tx_id)
-    if found.stage != AWAITING or found.direction != "credit":
+    if found.stage != Stage.AWAITING_PAYMENT or found.direction != "credit":
         return found
     if not _claim_view_check(wiring, tx_id):
         return found

@@ -23,6 +23,7 @@ from sqlalchemy import func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from app.bootstrap import Wiring
+from app.domain.accounts import WalletKind
 from app.domain.errors import PermissionDeniedError, TransactionNotFoundError, WalletError
 from app.domain.settlement import (
     BatchResult,
@@ -31,7 +32,7 @@ from app.domain.settlement import (
     reject_held,
     release_held,
 )
-from app.domain.transactions import Status, WalletKind
+from app.domain.transactions import Status
 from app.models import LedgerEntry, Transaction, Wallet
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import audit, notifications

@@ -51,9 +51,10 @@ from sqlalchemy.exc import DBAPIError
 from app import metrics
 from app.bootstrap import Wiring
 from app.config import Config
+from app.domain.accounts import Role
 from app.domain.notifications import for_outcome
 from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
-from app.domain.transactions import FailureReason, Role, Status
+from app.domain.transactions import FailureReason, Status
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import batch_writes, notifications, screening
 

@@ -14,9 +14,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.db import Database
-from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID, is_reserved
+from app.domain.accounts import (
+    CHAIN_USER_ID,
+    ISSUANCE_USER_ID,
+    PLATFORM_USER_ID,
+    Role,
+    WalletKind,
+    is_reserved,
+)
 from app.domain.errors import ReservedSubjectError, WalletNotFoundError
-from app.domain.transactions import Role, WalletKind
 from app.models import User, Wallet
 from app.services import audit, history
 from app.services.history import TransactionView

@@ -13,6 +13,7 @@ its very first send at preflight (see `_broadcast`).
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import uuid
@@ -34,7 +35,7 @@ from app.domain.errors import (
     WalletNotConnectedError,
 )
 from app.domain.money import to_wire
-from app.domain.transactions import FailureReason, Kind, Status
+from app.domain.transactions import FailureReason, Kind, Stage, Status
 from app.models import Transaction, Wallet
 from app.services import audit, chain_accounts, notifications
 from app.services.idempotency import Reply
@@ -43,7 +44,17 @@ from app.services.transfers import Caller, Idempotency, check_limit
 from app.services.wallets import SystemWallets
 
 log = logging.getLogger(__name__)
-ON_CHAIN = "on_chain"
+
+
+class Step(enum.StrEnum):
+    """What one `process` call did to a withdrawal."""
+
+    NOOP = "noop"
+    WAITING = "waiting"
+    SENT = "sent"
+    CONFIRMING = "confirming"
+    COMPLETED = "completed"
+    FAILED = "failed"
 
 
 def request(
@@ -123,14 +134,14 @@ def _connected_too_recently(
     return connected_at is not None and connected_at > tx.created_at - cooldown
 
 
-def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
+def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> Step:
     """Move one withdrawal forward on-chain. Idempotent; RPC trouble raises ChainUnavailableError
     and changes nothing."""
     config, chain = wiring.config, wiring.chain
     with wiring.db.transaction() as session:
         tx = session.get(Transaction, tx_id)
-        if tx is None or tx.status != Status.PENDING.value or tx.stage != ON_CHAIN:
-            return "noop"
+        if tx is None or tx.status != Status.PENDING.value or tx.stage != Stage.ON_CHAIN:
+            return Step.NOOP
         raw, signature, valid_until = tx.signed_tx, tx.tx_hash, tx.last_valid_block_height
         address, amount = tx.details["address"], tx.amount
         too_recent = raw is None and _connected_too_recently(
@@ -176,7 +187,7 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
         else:
             return _broadcast(wiring, system, tx_id, raw)
     if status is None:
-        return "waiting"
+        return Step.WAITING
     if status.err is not None:
         return fail(wiring, system, tx_id, FailureReason.CHAIN_REJECTED, str(status.err))
     if status.finalized:
@@ -184,7 +195,7 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
             done = advance_staged(
                 session,
                 tx_id,
-                ON_CHAIN,
+                Stage.ON_CHAIN,
                 status=Status.COMPLETED.value,
                 stage=None,
                 completed_at=func.now(),
@@ -208,11 +219,11 @@ def process(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID) -> str:
                 )
             )
         notifications.dispatch(wiring, told)
-        return "completed" if done is not None else "noop"
-    return "confirming"
+        return Step.COMPLETED if done is not None else Step.NOOP
+    return Step.CONFIRMING
 
 
-def _broadcast(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, raw: bytes) -> str:
+def _broadcast(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, raw: bytes) -> Step:
     """Send (or rebroadcast) the stored bytes, counting the send first.
 
     A preflight refusal means the node did not forward the bytes, so it settles the matter only
@@ -227,18 +238,18 @@ def _broadcast(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, raw: byt
             .where(
                 Transaction.id == tx_id,
                 Transaction.status == Status.PENDING.value,
-                Transaction.stage == ON_CHAIN,
+                Transaction.stage == Stage.ON_CHAIN,
             )
             .values(chain_sends=Transaction.chain_sends + 1, updated_at=func.now())
             .returning(Transaction.chain_sends)
         ).scalar()
     if sends is None:
-        return "noop"  # moved on meanwhile: nothing is sent after a verdict
+        return Step.NOOP  # moved on meanwhile: nothing is sent after a verdict
     try:
         wiring.chain.send(raw)  # first send, or a rebroadcast of the same signature
     except ChainRejectedError as exc:
         if "BlockhashNotFound" in f"{exc} {exc.data}":
-            return "waiting"  # the node may lag; decide at expiry
+            return Step.WAITING  # the node may lag; decide at expiry
         log.warning("withdrawal %s rejected (send %s): %s %s", tx_id, sends, exc, exc.data)
         if sends == 1:
             return fail(
@@ -249,8 +260,8 @@ def _broadcast(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, raw: byt
                 str(exc),
                 guard=(Transaction.chain_sends == 1,),
             )
-        return "waiting"
-    return "sent"
+        return Step.WAITING
+    return Step.SENT
 
 
 def fail(
@@ -260,7 +271,7 @@ def fail(
     reason: FailureReason,
     detail: str | None = None,
     guard: tuple[Any, ...] = (),
-) -> str:
+) -> Step:
     """FAILED, and a refund transaction (chain → user) that restores the debited balance."""
     shards = wiring.config.settlement_shards
     chain_wallet = system.wallet_id("chain")
@@ -268,7 +279,7 @@ def fail(
         failed = advance_staged(
             session,
             tx_id,
-            ON_CHAIN,
+            Stage.ON_CHAIN,
             guard,
             status=Status.FAILED.value,
             stage=None,
@@ -276,7 +287,7 @@ def fail(
             details=Transaction.details.op("||")({"chain_error": detail}),
         )
         if failed is None:
-            return "noop"
+            return Step.NOOP
         audit.record(
             session,
             "withdrawal.failed",
@@ -316,7 +327,7 @@ def fail(
         )
     notifications.dispatch(wiring, told)
     wiring.queue.kick_settlement(refund.shard)
-    return "failed"
+    return Step.FAILED
 
 
 def open_withdrawals(wiring: Wiring) -> list[uuid.UUID]:
@@ -324,7 +335,7 @@ def open_withdrawals(wiring: Wiring) -> list[uuid.UUID]:
         return list(
             session.scalars(
                 select(Transaction.id)
-                .where(Transaction.stage == ON_CHAIN)
+                .where(Transaction.stage == Stage.ON_CHAIN)
                 .order_by(Transaction.created_at)
                 .limit(1000)
             )
