@@ -18,7 +18,7 @@ from app.api.admin_schemas import (
 )
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
-from app.services import audit, holds, webhooks
+from app.services import audit, fraud_review, history, webhooks
 
 bp = Blueprint(
     "admin", __name__, url_prefix="/api/admin", description="Operator views (role `admin`)"
@@ -47,9 +47,9 @@ def list_webhooks(args: dict[str, Any]) -> dict[str, Any]:
 @bp.doc(security=SECURITY)
 def list_transactions(args: dict[str, Any]) -> dict[str, Any]:
     """All wallets' transactions, newest first; `status=held` is the fraud review queue."""
-    filters = holds.Filters(args.get("status"), args.get("kind"), args.get("user_id"))
+    filters = history.AdminFilters(args.get("status"), args.get("kind"), args.get("user_id"))
     with db().transaction() as session:
-        items, next_cursor = holds.search(
+        items, next_cursor = history.all_transactions(
             session, filters, limit=args["limit"], cursor=args.get("cursor")
         )
     return {"items": items, "next_cursor": next_cursor}
@@ -63,7 +63,7 @@ def release_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
     """Settle a held transaction now. 409 `transaction_not_held` when it is not held.
 
     Four eyes: 403 `own_transaction` when the caller sent or receives it."""
-    return holds.release(wiring(), transaction_id, current_principal().user_id)
+    return fraud_review.release(wiring(), transaction_id, current_principal().user_id)
 
 
 @bp.route("/transactions/<uuid:transaction_id>/reject", methods=["POST"])
@@ -74,7 +74,7 @@ def reject_transaction(transaction_id: uuid.UUID) -> dict[str, Any]:
     """Fail a held transaction (`rejected`) and free its reservation.
 
     Four eyes: 403 `own_transaction` when the caller sent or receives it."""
-    return holds.reject(wiring(), transaction_id, current_principal().user_id)
+    return fraud_review.reject(wiring(), transaction_id, current_principal().user_id)
 
 
 @bp.route("/audit", methods=["GET"])

@@ -9,12 +9,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, select, tuple_, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Select, and_, or_, select, tuple_, union_all
+from sqlalchemy.orm import Session, aliased
 
 from app.db import Database
+from app.domain.accounts import WalletKind
 from app.domain.errors import TransactionNotFoundError, WalletError
-from app.models import LedgerEntry, Transaction
+from app.models import LedgerEntry, Transaction, Wallet
 
 
 class InvalidCursorError(WalletError):
@@ -172,3 +173,61 @@ def get_transaction(db: Database, wallet_id: uuid.UUID, tx_id: uuid.UUID) -> Tra
     if row is None:
         raise TransactionNotFoundError()
     return view(wallet_id, row)
+
+
+@dataclass(frozen=True)
+class AdminFilters:
+    status: str | None = None
+    kind: str | None = None
+    user_id: uuid.UUID | None = None
+
+
+# A transaction as admins see it: both sides' users (fraud review answers the same shape).
+Debit, Credit = aliased(Wallet), aliased(Wallet)
+ADMIN_ITEM = (
+    select(
+        Transaction.id,
+        Transaction.kind,
+        Transaction.status,
+        Transaction.stage,
+        Transaction.amount,
+        Debit.user_id.label("debit_user_id"),
+        Credit.user_id.label("credit_user_id"),
+        Transaction.failure_reason.label("reason"),
+        Transaction.created_at,
+        Transaction.updated_at,
+    )
+    .join(Debit, Debit.id == Transaction.debit_wallet_id)
+    .join(Credit, Credit.id == Transaction.credit_wallet_id)
+)
+
+
+def all_transactions(
+    session: Session, filters: AdminFilters, *, limit: int, cursor: str | None = None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Every wallet's transactions, newest first (`status=held` is the review queue); the cursor
+    is the (created_at, id) of the last item seen."""
+    query = ADMIN_ITEM
+    if filters.status:
+        query = query.where(Transaction.status == filters.status)
+    if filters.kind:
+        query = query.where(Transaction.kind == filters.kind)
+    if filters.user_id is not None:  # a user's wallet: a system account's id finds no user
+        wallet_id = session.scalar(
+            select(Wallet.id).where(
+                Wallet.user_id == filters.user_id, Wallet.kind == WalletKind.USER.value
+            )
+        )
+        if wallet_id is None:
+            return [], None
+        query = query.where(
+            or_(Transaction.debit_wallet_id == wallet_id, Transaction.credit_wallet_id == wallet_id)
+        )
+    if cursor:
+        query = query.where(tuple_(Transaction.created_at, Transaction.id) < decode_cursor(cursor))
+    rows = session.execute(
+        query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
+    ).all()
+    items = [dict(r._mapping) for r in rows[:limit]]
+    last = items[-1] if len(rows) > limit and items else None
+    return items, (encode_cursor(last["created_at"], last["id"]) if last else None)

@@ -81,16 +81,16 @@ _CHECKS: dict[str, str] = {
             ON h.debit_wallet_id = w.id
          WHERE w.held <> COALESCE(h.total, 0)
     """,
-    "held_equals_issued_plus_deposited_minus_withdrawn": """
-        SELECT 'ledger', 'wallets hold ' || held || ' but issued ' || issued
+    "wallets_total_issued_plus_deposited_minus_withdrawn": """
+        SELECT 'ledger', 'wallets hold ' || in_wallets || ' but issued ' || issued
                || ' + deposited - withdrawn ' || net_chain
-          FROM (SELECT COALESCE(SUM(balance) FILTER (WHERE kind <> 'external'), 0) AS held,
+          FROM (SELECT COALESCE(SUM(balance) FILTER (WHERE kind <> 'external'), 0) AS in_wallets,
                        -COALESCE(SUM(balance) FILTER (WHERE user_id = :issuance), 0) AS issued,
                        -COALESCE(SUM(balance) FILTER (WHERE user_id = :chain), 0) AS net_chain,
                        COALESCE(SUM(balance) FILTER (WHERE kind = 'external'
                                 AND user_id NOT IN (:issuance, :chain)), 0) AS other
                   FROM wallets) totals
-         WHERE held <> issued + net_chain OR other <> 0
+         WHERE in_wallets <> issued + net_chain OR other <> 0
     """,
 }
 

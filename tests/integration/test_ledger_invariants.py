@@ -35,7 +35,7 @@ def test_ledger_check_passes_then_catches_a_hand_corrupted_balance(app, db) -> N
         assert broken.exit_code == 1
         assert "balance_equals_entries" in broken.output
         assert str(wallet(db, user).id) in broken.output
-        assert "held_equals_issued_plus_deposited_minus_withdrawn" in broken.output
+        assert "wallets_total_issued_plus_deposited_minus_withdrawn" in broken.output
     finally:
         with db.transaction() as session:
             session.execute(

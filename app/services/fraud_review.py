@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, tuple_, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
-from app.domain.accounts import WalletKind
 from app.domain.errors import PermissionDeniedError, TransactionNotFoundError, WalletError
 from app.domain.settlement import (
     BatchResult,
@@ -36,7 +34,7 @@ from app.domain.transactions import Status
 from app.models import LedgerEntry, Transaction, Wallet
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import audit, notifications
-from app.services.history import decode_cursor, encode_cursor
+from app.services.history import ADMIN_ITEM, Credit, Debit
 
 
 class TransactionNotHeldError(WalletError):
@@ -56,63 +54,6 @@ class OwnTransactionError(PermissionDeniedError):
 
     code = "own_transaction"
     title = "Another admin must decide on a transaction you are a party to"
-
-
-@dataclass(frozen=True)
-class Filters:
-    status: str | None = None
-    kind: str | None = None
-    user_id: uuid.UUID | None = None
-
-
-_Debit, _Credit = aliased(Wallet), aliased(Wallet)
-_ITEM = (
-    select(
-        Transaction.id,
-        Transaction.kind,
-        Transaction.status,
-        Transaction.stage,
-        Transaction.amount,
-        _Debit.user_id.label("debit_user_id"),
-        _Credit.user_id.label("credit_user_id"),
-        Transaction.failure_reason.label("reason"),
-        Transaction.created_at,
-        Transaction.updated_at,
-    )
-    .join(_Debit, _Debit.id == Transaction.debit_wallet_id)
-    .join(_Credit, _Credit.id == Transaction.credit_wallet_id)
-)
-
-
-def search(
-    session: Session, filters: Filters, *, limit: int, cursor: str | None = None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Every wallet's transactions, newest first (`status=held` is the review queue); the cursor
-    is the (created_at, id) of the last item seen."""
-    query = _ITEM
-    if filters.status:
-        query = query.where(Transaction.status == filters.status)
-    if filters.kind:
-        query = query.where(Transaction.kind == filters.kind)
-    if filters.user_id is not None:  # a user's wallet: a system account's id finds no user
-        wallet_id = session.scalar(
-            select(Wallet.id).where(
-                Wallet.user_id == filters.user_id, Wallet.kind == WalletKind.USER.value
-            )
-        )
-        if wallet_id is None:
-            return [], None
-        query = query.where(
-            or_(Transaction.debit_wallet_id == wallet_id, Transaction.credit_wallet_id == wallet_id)
-        )
-    if cursor:
-        query = query.where(tuple_(Transaction.created_at, Transaction.id) < decode_cursor(cursor))
-    rows = session.execute(
-        query.order_by(Transaction.created_at.desc(), Transaction.id.desc()).limit(limit + 1)
-    ).all()
-    items = [dict(r._mapping) for r in rows[:limit]]
-    last = items[-1] if len(rows) > limit and items else None
-    return items, (encode_cursor(last["created_at"], last["id"]) if last else None)
 
 
 def release(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, Any]:
@@ -178,11 +119,11 @@ def _decided(
                 Transaction.kind,
                 Transaction.status,
                 Transaction.failure_reason,
-                _Debit.user_id.label("debit_user_id"),
-                _Credit.user_id.label("credit_user_id"),
+                Debit.user_id.label("debit_user_id"),
+                Credit.user_id.label("credit_user_id"),
             )
-            .join(_Debit, _Debit.id == Transaction.debit_wallet_id)
-            .join(_Credit, _Credit.id == Transaction.credit_wallet_id)
+            .join(Debit, Debit.id == Transaction.debit_wallet_id)
+            .join(Credit, Credit.id == Transaction.credit_wallet_id)
             .where(Transaction.id == tx_id)
             .with_for_update(key_share=True, of=Transaction)
         ).first()
@@ -220,7 +161,7 @@ def _decided(
         told = notifications.write(
             session, result.notifications, webhooks=bool(wiring.config.webhook_url)
         )
-        item = dict(session.execute(_ITEM.where(Transaction.id == tx.id)).one()._mapping)
+        item = dict(session.execute(ADMIN_ITEM.where(Transaction.id == tx.id)).one()._mapping)
     notifications.dispatch(wiring, told)
     for withdrawal_id in result.sent_on_chain:
         wiring.queue.send(PROCESS_WITHDRAWAL, str(withdrawal_id))
