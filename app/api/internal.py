@@ -47,6 +47,7 @@ def charge(args: dict[str, Any]) -> Any:
             user_id=args["user_id"],
             amount=args["amount"],
             reason=args["reason"],
+            provisioner=current_app.extensions["provisioner"],
         )
     )
 
@@ -67,6 +68,7 @@ def reward(args: dict[str, Any]) -> Any:
             current_principal().user_id,
             idempotency_for(args),
             items,
+            provisioner=current_app.extensions["provisioner"],
         )
     )
 

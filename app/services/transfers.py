@@ -13,7 +13,7 @@ from app.domain.money import to_wire
 from app.domain.transactions import Kind, Status
 from app.services.idempotency import Reply
 from app.services.submission import Line, Submission, record, submit
-from app.services.wallets import SystemWallets
+from app.services.wallets import Provisioner, SystemWallets
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,13 @@ def charge(
     user_id: uuid.UUID,
     amount: Decimal,
     reason: str,
+    provisioner: Provisioner | None = None,
 ) -> Reply:
-    """A service fee: user → platform wallet."""
+    """A service fee: user → platform wallet. With a `provisioner` (the service API), a user the
+    wallet has never seen gets their wallet first (and then has nothing to pay with)."""
     check_limit(wiring, amount)
+    if provisioner is not None:
+        provisioner.ensure_users([user_id])
     submission = Submission(
         Kind.SERVICE_FEE,
         [Line(system.platform(), amount, reason, {"reason": reason})],
@@ -99,10 +103,14 @@ def reward(
     service_id: uuid.UUID,
     idem: Idempotency,
     items: list[RewardItem],
+    provisioner: Provisioner | None = None,
 ) -> Reply:
-    """Rewards: platform wallet → users, one transaction each, all accepted or none."""
+    """Rewards: platform wallet → users, one transaction each, all accepted or none. With a
+    `provisioner` (the service API), users the wallet has never seen get their wallets first."""
     for item in items:
         check_limit(wiring, item.amount)
+    if provisioner is not None:
+        provisioner.ensure_users(item.user_id for item in items)
     submission = Submission(
         Kind.REWARD,
         [

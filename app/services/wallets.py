@@ -5,11 +5,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -81,6 +82,57 @@ class Provisioner:
             if len(self._known) > self._capacity:
                 self._known.popitem(last=False)
         return wallet_id
+
+    def ensure_users(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """Get-or-create the wallets of users a service operates on (a reward, a charge, an
+        escrow hold), the way their first login would, in at most two statements for any number
+        of users. An id of the reserved range is skipped, never created: the submission then
+        refuses it as `recipient_not_found`, like an unknown user's used to be."""
+        wanted = {u for u in user_ids if not is_reserved(u)}
+        with self._lock:
+            wanted -= self._known.keys()
+        if not wanted:
+            return
+        with self._db.transaction() as session:
+            rows = session.execute(_ENSURE_USERS, {"ids": sorted(wanted)}).all()
+            audit.record_many(
+                session,
+                [
+                    audit.entry(
+                        "wallet.created", actor_id=r.user_id, target=r.wallet_id, role="user"
+                    )
+                    for r in rows
+                    if r.created
+                ],
+            )
+        with self._lock:
+            for r in rows:
+                self._known[r.user_id] = r.wallet_id
+            while len(self._known) > self._capacity:
+                self._known.popitem(last=False)
+
+
+# Race-safe like `ensure_user_wallet`: the unique indexes decide, the losers are no-ops and read
+# the winner's wallet. Sorted ids: concurrent callers insert in the same order (no deadlock).
+_ENSURE_USERS = text(
+    """
+    WITH wanted AS (SELECT unnest(CAST(:ids AS uuid[])) AS user_id),
+    users_added AS (
+        INSERT INTO users (id, role) SELECT user_id, 'user' FROM wanted ORDER BY user_id
+        ON CONFLICT DO NOTHING
+    ), created AS (
+        INSERT INTO wallets (user_id, kind)
+        SELECT user_id, 'user' FROM wanted
+         WHERE NOT EXISTS (SELECT 1 FROM wallets w WHERE w.user_id = wanted.user_id)
+         ORDER BY user_id
+        ON CONFLICT (user_id) DO NOTHING
+        RETURNING id, user_id
+    )
+    SELECT c.user_id, c.id AS wallet_id, true AS created FROM created c
+    UNION ALL
+    SELECT w.user_id, w.id, false FROM wallets w JOIN wanted ON wanted.user_id = w.user_id
+    """
+)
 
 
 class SystemWallets:

@@ -78,11 +78,113 @@ def test_rewards_beyond_the_platform_balance_record_nothing(
     assert client.get("/api/wallet", headers=auth(users[0])).get_json()["transaction_history"] == []
 
 
-def test_rewarding_an_unknown_user_is_404(client) -> None:  # type: ignore[no-untyped-def]
+def _has_wallet(db, user_id) -> bool:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.models import User, Wallet
+
+    with db.transaction() as session:
+        return bool(
+            session.scalar(select(Wallet.id).where(Wallet.user_id == user_id))
+            or session.get(User, user_id)
+        )
+
+
+def test_rewarding_users_the_wallet_has_never_seen_creates_their_wallets_and_pays_them(  # type: ignore[no-untyped-def]
+    app, client, db, wiring, system_wallets
+) -> None:
+    wait_settled(db, [transfers.mint(wiring, system_wallets, Decimal(5), "rewards budget")])
+    single, first, second = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     response = _service_post(
-        client, "rewards", {"user_id": str(uuid.uuid4()), "amount": "1", "reason": "x"}
+        client, "rewards", {"user_id": str(single), "amount": "2", "reason": "welcome"}
+    )
+    assert response.status_code == 202, response.get_json()
+    items = [
+        {"user_id": str(first), "amount": "1", "reason": "cashback"},
+        {"user_id": str(second), "amount": "1.5", "reason": "cashback"},
+        {"user_id": str(first), "amount": "0.5", "reason": "cashback"},
+    ]
+    bulk = _service_post(client, "rewards", {"items": items})
+    assert bulk.status_code == 202, bulk.get_json()
+    wait_settled(db, [response.get_json()["transaction_id"], *bulk.get_json()["transaction_ids"]])
+    assert [balance(db, u) for u in (single, first, second)] == [
+        Decimal(2),
+        Decimal("1.5"),
+        Decimal("1.5"),
+    ]
+    # The user's first login finds the wallet the reward made, with the reward in its history.
+    view = client.get("/api/wallet", headers=auth(single)).get_json()
+    assert view["wallet"]["balance"] == "2.000000"
+    assert [(t["type"], t["amount"]) for t in view["transaction_history"]] == [
+        ("reward", "2.000000")
+    ]
+
+
+def test_charging_a_user_the_wallet_has_never_seen_creates_an_empty_wallet_and_is_refused(  # type: ignore[no-untyped-def]
+    client, db
+) -> None:
+    user = uuid.uuid4()
+    response = _service_post(
+        client, "charges", {"user_id": str(user), "amount": "1", "reason": "listing fee"}
+    )
+    assert response.status_code == 422 and response.get_json()["code"] == "insufficient_balance"
+    assert wallet(db, user).balance == 0
+
+
+def test_concurrent_first_rewards_to_one_user_create_one_wallet(  # type: ignore[no-untyped-def]
+    app, db, wiring, system_wallets
+) -> None:
+    import threading
+
+    wait_settled(db, [transfers.mint(wiring, system_wallets, Decimal(8), "rewards budget")])
+    user = uuid.uuid4()
+    start = threading.Barrier(8)
+    answers: list[int] = []
+
+    def reward() -> None:
+        client = app.test_client()
+        start.wait()
+        answers.append(
+            _service_post(
+                client, "rewards", {"user_id": str(user), "amount": "1", "reason": "race"}
+            ).status_code
+        )
+
+    threads = [threading.Thread(target=reward) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert answers == [202] * 8
+    from tests.support import wait_until
+
+    wait_until(lambda: balance(db, user) == Decimal(8))
+
+
+def test_a_reserved_id_is_never_created_by_a_service(client, db) -> None:  # type: ignore[no-untyped-def]
+    reserved = uuid.UUID("00000000-0000-0000-0000-00000000abcd")  # no system account (yet)
+    for path, body in (
+        ("rewards", {"user_id": str(reserved), "amount": "1", "reason": "x"}),
+        ("charges", {"user_id": str(reserved), "amount": "1", "reason": "x"}),
+    ):
+        response = _service_post(client, path, body)
+        assert response.status_code == 404, response.get_json()
+        assert response.get_json()["code"] == "recipient_not_found"
+    assert not _has_wallet(db, reserved)
+
+
+def test_a_user_transfer_to_an_unknown_recipient_stays_404_and_creates_nothing(  # type: ignore[no-untyped-def]
+    app, client, db
+) -> None:
+    alice, stranger = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "5")
+    response = client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(stranger), "amount": "1"},
+        headers={**auth(alice), "Idempotency-Key": str(uuid.uuid4())},
     )
     assert response.status_code == 404 and response.get_json()["code"] == "recipient_not_found"
+    assert not _has_wallet(db, stranger)
 
 
 def test_reward_item_limits_and_shapes_are_validated(client) -> None:  # type: ignore[no-untyped-def]
