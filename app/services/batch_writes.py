@@ -108,11 +108,21 @@ _POST = text(
          WHERE v.posted
          ORDER BY v.n, p.i
     ), balanced AS (
+        -- a user wallet whose balance reached its alert threshold in this batch (`peak`, the
+        -- highest balance_after) is armed now, not when the next low-balance run happens to see
+        -- it: a credit drained before that run still alerts (the threshold is looked up only
+        -- for disarmed wallets: OR and AND stop at the first decisive operand)
         UPDATE wallets AS w
            SET balance = b.balance, released_total = b.released, settled_seq = b.settled_seq,
-               held = b.held
+               held = b.held,
+               low_balance_armed = w.low_balance_armed OR (
+                   w.kind = 'user'
+                   AND b.peak >= COALESCE((SELECT u.low_balance_threshold FROM users u
+                                            WHERE u.id = w.user_id),
+                                          CAST(:alert_threshold AS numeric)))
           FROM jsonb_to_recordset(CAST(:wallets AS jsonb))
-               AS b(id uuid, balance numeric, released numeric, settled_seq bigint, held numeric)
+               AS b(id uuid, balance numeric, released numeric, settled_seq bigint, held numeric,
+                    peak numeric)
          WHERE w.id = b.id
     ), told AS (
         -- the users (never system wallets: `du`/`cu` are null for them) each outcome concerns;
@@ -152,10 +162,13 @@ def write(
     result: BatchResult,
     *,
     webhooks: bool,
+    alert_threshold: Decimal,
 ) -> list[tuple[int, uuid.UUID]]:
     """Write a batch the domain decided on `read` (the wallets as read, unlocked) and left in
     `wallets`. Returns (notification id, user) to push after commit: the newest per user told,
-    or every one when webhooks are on. Raises `ConcurrentChangeError` (the caller rolls back)."""
+    or every one when webhooks are on. Raises `ConcurrentChangeError` (the caller rolls back).
+    `alert_threshold` is the platform's default low-balance threshold (wallets reaching theirs
+    are armed for an alert)."""
     request_id = logs.request_id.get()
     statuses = []
     for n, o in enumerate(result.outcomes):
@@ -180,6 +193,7 @@ def write(
     offsets = {w: row.balance - read[w].balance for w, row in locked.items()}
     balances = {w: wallets[w].balance + offset for w, offset in offsets.items()}
     postings = iter(result.postings)
+    peaks = dict(balances)
     rows = []
     for n, o in enumerate(result.outcomes):
         tx = o.tx
@@ -190,6 +204,8 @@ def write(
             # `settle_batch` appends a posted outcome's two postings (debit, credit) after it
             debit_balance = next(postings).balance_after + offsets[debit]
             credit_balance = next(postings).balance_after + offsets[credit]
+            if credit_balance > peaks[credit]:
+                peaks[credit] = credit_balance
         else:
             debit_balance, credit_balance = balances[debit], balances[credit]
         rows.append(
@@ -219,6 +235,7 @@ def write(
                 "released": w.released + (now.released_total - before.released),
                 "settled_seq": max(w.settled_seq, now.settled_seq),
                 "held": w.held + (now.held - before.held),
+                "peak": peaks[wallet_id],
             }
         )
     told = conn.execute(
@@ -228,6 +245,7 @@ def write(
             "wallets": json_rows(touched),
             "request_id": request_id,
             "webhook": "pending" if webhooks else None,
+            "alert_threshold": alert_threshold,
         },
     ).one()
     return list(zip(told.ids or [], told.users or [], strict=True))

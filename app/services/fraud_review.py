@@ -33,7 +33,7 @@ from app.domain.settlement import (
 from app.domain.transactions import Status
 from app.models import LedgerEntry, Transaction, Wallet
 from app.queue import PROCESS_WITHDRAWAL
-from app.services import audit, notifications
+from app.services import audit, low_balance, notifications
 from app.services.history import ADMIN_ITEM, Credit, Debit
 
 
@@ -147,6 +147,7 @@ def _decided(
         wallets = _lock_wallets(session, [tx.debit_wallet_id, tx.credit_wallet_id])
         result = decide(wallets, tx)
         _write(session, wallets, result)
+        low_balance.arm(session, wiring.config, sorted(result.touched))
         [outcome] = result.outcomes
         audit.record(
             session,

@@ -5,6 +5,13 @@ threshold; an armed wallet found below it fires one `low_balance` notification a
 the same database transaction, so nothing fires again until the balance has gone back up (re-arm)
 and down. A brand-new empty wallet starts disarmed: it never crossed anything.
 
+Arming happens where the balance or the threshold is written, not only in the beat run: the
+settlement batch arms every user wallet whose balance reached its threshold within the batch
+(`batch_writes`, set-based in the statement that writes the balances), and so do a fraud hold's
+release (`arm`) and a threshold change (`set_threshold`). A wallet credited and drained between
+two runs therefore still alerts on the next run. The run's own arming pass stays as a safety net
+for rows written before arming at write time existed.
+
 The threshold is the user's own (`users.low_balance_threshold`) or the platform default. Both
 passes are index range scans on partial indexes (`ix_wallets_armed_balance`,
 `ix_wallets_disarmed_balance`) bounded by the extreme thresholds in use, in batches.
@@ -81,6 +88,35 @@ _ARM = text(
 )
 
 
+# Arming at write time: the wallets named (already locked by the writer) that are at or above
+# their threshold. Only disarmed user wallets look their user's threshold up.
+_ARM_WALLETS = text(
+    """
+    UPDATE wallets w
+       SET low_balance_armed = true
+      FROM users u
+     WHERE w.id = ANY(CAST(:ids AS uuid[])) AND NOT w.low_balance_armed AND w.kind = 'user'
+       AND u.id = w.user_id AND w.balance >= COALESCE(u.low_balance_threshold, :default)
+    """
+)
+_ARM_USER = text(
+    """
+    UPDATE wallets w
+       SET low_balance_armed = true
+     WHERE w.user_id = :user_id AND NOT w.low_balance_armed AND w.kind = 'user'
+       AND w.balance >= :threshold
+    """
+)
+
+
+def arm(session: Session, config: Config, wallet_ids: list[uuid.UUID]) -> None:
+    """Arm those of `wallet_ids` whose new balance is at or above their threshold (a writer of
+    balances outside the settlement batch calls this in its unit of work)."""
+    session.execute(
+        _ARM_WALLETS, {"ids": wallet_ids, "default": config.default_low_balance_threshold}
+    )
+
+
 class LowBalanceRun(NamedTuple):
     alerted: int
     armed: int
@@ -153,8 +189,9 @@ def settings_of(session: Session, config: Config, user_id: uuid.UUID) -> AlertSe
 def set_threshold(
     session: Session, config: Config, user_id: uuid.UUID, threshold: Decimal | None
 ) -> AlertSettings:
-    """Store the user's own threshold (None: the platform default). The arming flag stays as it
-    is: an armed wallet below a raised threshold alerts once on the next run."""
+    """Store the user's own threshold (None: the platform default). An armed wallet stays
+    armed: below a raised threshold it alerts once on the next run. A disarmed wallet at or above
+    the new threshold is armed now, so a drop below it soon after still alerts."""
     stored = session.execute(
         update(User)
         .where(User.id == user_id)
@@ -163,7 +200,11 @@ def set_threshold(
     ).first()
     if stored is None:
         raise WalletNotFoundError()
-    return _settings(config, stored[0])
+    found = _settings(config, stored[0])
+    session.execute(
+        _ARM_USER, {"user_id": user_id, "threshold": found.effective_low_balance_threshold}
+    )
+    return found
 
 
 def _settings(config: Config, threshold: Decimal | None) -> AlertSettings:

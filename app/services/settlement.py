@@ -279,7 +279,14 @@ def _settle_rows(
         for hold in result.holds:
             log.info("transaction %s held for review: %s", hold.tx.id, hold.reason.value)
     webhooks = bool(config.webhook_url)
-    written = batch_writes.write(conn, wallets, read, result, webhooks=webhooks)
+    written = batch_writes.write(
+        conn,
+        wallets,
+        read,
+        result,
+        webhooks=webhooks,
+        alert_threshold=config.default_low_balance_threshold,
+    )
     written += notifications.write(conn, result.notifications, webhooks=webhooks)  # admins
     return result, written
 

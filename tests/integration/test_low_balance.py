@@ -89,6 +89,71 @@ def test_two_concurrent_runs_alert_once(
     assert [len(_alerts(db, user)) for user in users] == [1] * len(users)
 
 
+def _set_threshold(client: Any, user: uuid.UUID, threshold: str) -> None:
+    response = client.put(
+        "/api/wallet/settings", json={"low_balance_threshold": threshold}, headers=auth(user)
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_wallet_credited_and_drained_between_two_runs_alerts_once(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    """Reward 20, threshold 15, charge 10, and no run in between: the settlement batch that
+    credited 20 armed the wallet, so the next run alerts (it used to miss the crossing)."""
+    user = uuid.uuid4()
+    provision(app, user)
+    _set_threshold(client, user, "15")
+    fund(app, user, "20")
+    assert _armed(db, user)
+    _charge(client, db, user, "10")
+    for _ in range(3):
+        low_balance.run(wiring)
+    assert _alerts(db, user) == [
+        (Decimal("10"), {"threshold": "15.000000", "balance": "10.000000"})
+    ]
+
+
+def test_lowering_the_threshold_below_the_balance_arms_at_once(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    user = uuid.uuid4()
+    provision(app, user)
+    _set_threshold(client, user, "15")
+    fund(app, user, "12")  # below 15: nothing crossed, not armed
+    assert not _armed(db, user)
+    _set_threshold(client, user, "11")  # 12 ≥ 11 now: armed by the change itself
+    assert _armed(db, user)
+    _charge(client, db, user, "2")  # 12 → 10: below 11 before any run saw it armed
+    low_balance.run(wiring)
+    low_balance.run(wiring)
+    assert [amount for amount, _ in _alerts(db, user)] == [Decimal("10")]
+
+
+def test_fast_crossings_alert_once_each_under_concurrent_runs(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    users = [uuid.uuid4() for _ in range(6)]
+    for user in users:
+        provision(app, user)
+        _set_threshold(client, user, "15")
+        fund(app, user, "20")
+        _charge(client, db, user, "10")
+    start = threading.Barrier(3)
+
+    def run() -> None:
+        start.wait()
+        low_balance.run(wiring, batch_size=2)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    low_balance.run(wiring)
+    assert [len(_alerts(db, user)) for user in users] == [1] * len(users)
+
+
 def test_up_down_up_down_alerts_twice(app: Any, client: Any, db: Any, wiring: Any) -> None:
     sender, user = uuid.uuid4(), uuid.uuid4()
     fund(app, sender, "100")
