@@ -51,6 +51,12 @@ beat_schedule: dict[str, dict[str, object]] = {
     "scan-late-deposits": {"task": "chain.scan_late_deposits", "schedule": 300.0},
     "refresh-gauges": {"task": "maintenance.refresh_gauges", "schedule": 15.0},
     "expire-idempotency-keys": {"task": "maintenance.expire_idempotency_keys", "schedule": 3600.0},
+    # Escrow holds past their expiry are released.
+    "expire-holds": {
+        "task": "maintenance.expire_holds",
+        "schedule": _env_float("HOLD_EXPIRY_INTERVAL_SECONDS", 60.0),
+        "options": {"expires": 120},
+    },
     "check-ledger": {
         "task": "maintenance.check_ledger",
         "schedule": _config.ledger_check_interval_seconds,

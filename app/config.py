@@ -140,6 +140,15 @@ class Config:
     ledger_check_interval_seconds: float = setting(
         "LEDGER_CHECK_INTERVAL_SECONDS", 300.0, "period of the beat ledger invariant check"
     )
+    # Escrow holds
+    hold_default_expiry_seconds: int = setting(
+        "HOLD_DEFAULT_EXPIRY_SECONDS",
+        7 * 86400,
+        "an escrow hold placed without `expires_in_seconds` is released after this (7 days)",
+    )
+    hold_max_expiry_seconds: int = setting(
+        "HOLD_MAX_EXPIRY_SECONDS", 90 * 86400, "the longest `expires_in_seconds` accepted (90 days)"
+    )
     # Fraud rules at settlement (see app/domain/fraud.py)
     fraud_velocity_count: int = setting(
         "FRAUD_VELOCITY_COUNT", 1000, "debits per sender per hour before a debit is held"

@@ -79,6 +79,8 @@ class WalletCounters(Base):
     # Every amount ever reserved for this wallet's debits (see `Wallet.reserved`).
     reserved_total: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default="0")
     last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The wallet's active escrow holds in total (part of the reservation, migration 0014).
+    on_hold: Mapped[Decimal] = mapped_column(Numeric, nullable=False, server_default="0")
 
 
 class Wallet(Base):
@@ -328,6 +330,46 @@ class Notification(Base):
     webhook_delivered_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), nullable=True
     )
+
+
+class EscrowHold(Base):
+    """A deal's two-phase reservation on a user's wallet (migration 0014): active until captured
+    (a transaction moves the captured part) or released (voided, expired)."""
+
+    __tablename__ = "escrow_holds"
+    __table_args__ = (
+        Index(
+            "ix_escrow_holds_active_wallet",
+            "wallet_id",
+            "created_at",
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_escrow_holds_active_expiry",
+            "expires_at",
+            postgresql_where=text("status = 'active'"),
+        ),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('active', 'captured', 'released')", name="status"),
+        CheckConstraint(
+            "status <> 'captured' OR (captured_amount > 0 AND captured_amount <= amount"
+            " AND transaction_id IS NOT NULL)",
+            name="captured",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
+    service_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="active")
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = _now()
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    captured_amount: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
+    transaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SettlementShard(Base):

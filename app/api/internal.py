@@ -1,7 +1,9 @@
-"""The service API: fees, rewards and refunds, requested by other platform services."""
+"""The service API: fees, rewards, refunds and escrow holds, requested by other platform
+services."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import current_app
@@ -9,6 +11,13 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import wiring
+from app.api.hold_schemas import (
+    CaptureRequestSchema,
+    CaptureResponseSchema,
+    HoldRequestSchema,
+    HoldSchema,
+    VoidResponseSchema,
+)
 from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, reply
 from app.api.schemas import (
     ChargeRequestSchema,
@@ -17,7 +26,7 @@ from app.api.schemas import (
     RewardResponseSchema,
     SubmissionResponseSchema,
 )
-from app.services import transfers
+from app.services import escrow, transfers
 
 bp = Blueprint(
     "internal",
@@ -89,3 +98,57 @@ def refund(args: dict[str, Any]) -> Any:
             amount=args.get("amount"),
         )
     )
+
+
+@bp.route("/holds", methods=["POST"])
+@requires("service")
+@bp.arguments(HoldRequestSchema())
+@bp.response(201, HoldSchema)
+@bp.doc(**DOC)
+def place_hold(args: dict[str, Any]) -> Any:
+    """Place an escrow hold: the amount leaves the user's available balance at once (422
+    `insufficient_balance` otherwise) until it is captured, voided or expires. A user the wallet
+    has never seen gets their wallet (and has nothing to hold)."""
+    return reply(
+        escrow.place(
+            wiring(),
+            current_app.extensions["provisioner"],
+            current_principal().user_id,
+            idempotency_for(args),
+            escrow.HoldRequest(
+                args["user_id"], args["amount"], args["reason"], args["expires_in_seconds"]
+            ),
+        )
+    )
+
+
+@bp.route("/holds/<uuid:hold_id>/capture", methods=["POST"])
+@requires("service")
+@bp.arguments(CaptureRequestSchema())
+@bp.response(202, CaptureResponseSchema)
+@bp.doc(security=DOC["security"])
+def capture_hold(args: dict[str, Any], hold_id: uuid.UUID) -> Any:
+    """Capture (up to) the held amount: a PENDING transaction pays the platform wallet, or the
+    recipient user, and settles like any other; the rest of the hold is released. Exactly one
+    of a capture, a void and the expiry wins (409 `hold_not_active` for the others); repeating
+    the capture answers the capture that happened."""
+    return reply(
+        escrow.capture(
+            wiring(),
+            current_app.extensions["system_wallets"],
+            current_app.extensions["provisioner"],
+            current_principal().user_id,
+            hold_id,
+            amount=args["amount"],
+            recipient_id=args["recipient_id"],
+        )
+    )
+
+
+@bp.route("/holds/<uuid:hold_id>/void", methods=["POST"])
+@requires("service")
+@bp.response(200, VoidResponseSchema)
+@bp.doc(security=DOC["security"])
+def void_hold(hold_id: uuid.UUID) -> Any:
+    """Release the whole hold; repeating it answers the release that happened."""
+    return reply(escrow.void(wiring(), current_principal().user_id, hold_id))

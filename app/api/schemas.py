@@ -92,6 +92,9 @@ class WalletSchema(ma.Schema):
     id = ma.fields.UUID()
     balance = Amount()
     available_balance = Amount()
+    on_hold = Amount(
+        metadata={"description": "Reserved by active escrow holds (part of balance − available)."}
+    )
     address = ma.fields.String(allow_none=True)
     is_connected = ma.fields.Boolean()
     external_balance = Amount(

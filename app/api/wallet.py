@@ -13,6 +13,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
 from app.api.context import db, wiring
+from app.api.hold_schemas import UserHoldsSchema
 from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, prefer_wait, reply
 from app.api.schemas import (
     SubmissionResponseSchema,
@@ -23,7 +24,7 @@ from app.api.schemas import (
     WalletOverviewSchema,
 )
 from app.domain.money import to_wire
-from app.services import deposits, external_balance, history, transfers, wallets
+from app.services import deposits, escrow, external_balance, history, transfers, wallets
 
 bp = Blueprint("wallet", __name__, url_prefix="/api/wallet", description="The caller's wallet")
 
@@ -66,6 +67,7 @@ def overview_body(
             "id": str(wallet.id),
             "balance": to_wire(wallet.balance),
             "available_balance": to_wire(wallet.available_balance),
+            "on_hold": to_wire(wallet.on_hold),
             "address": wallet.address,
             "is_connected": wallet.is_connected,
             "external_balance": None if external is None else to_wire(external),
@@ -147,3 +149,14 @@ def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
         current_principal().wallet_id,
         transaction_id,
     )
+
+
+@bp.route("/holds", methods=["GET"])
+@requires(*WALLET_ROLES)
+@bp.response(200, UserHoldsSchema)
+@bp.doc(security=SECURITY)
+def list_holds() -> dict[str, Any]:
+    """The escrow holds active on this wallet (newest first, at most 100): money a deal has
+    reserved, part of the `on_hold` figure of GET /api/wallet."""
+    with db().transaction() as session:
+        return {"items": escrow.active_of(session, current_principal().wallet_id)}

@@ -167,3 +167,23 @@ class TooManyOpenDepositsError(WalletError):
     code = "too_many_open_deposits"
     status = 409
     title = "Too many deposit requests awaiting payment"
+
+
+class HoldNotFoundError(WalletError):
+    code = "hold_not_found"
+    status = 404
+    title = "Hold not found"
+
+
+class HoldNotActiveError(WalletError):
+    """The hold was already captured or released (a capture racing a void or the expiry: the
+    other one won), or it has expired."""
+
+    code = "hold_not_active"
+    status = 409
+    title = "Hold is no longer active"
+
+
+class CaptureExceedsHoldError(InvalidTransferError):
+    code = "capture_exceeds_hold"
+    title = "Capture exceeds the held amount"

@@ -24,6 +24,10 @@ OUTCOME_KINDS: dict[tuple[str, str], tuple[str | None, str | None]] = {
     (Kind.WITHDRAWAL, Status.HELD): ("withdrawal_held", None),
 }
 LOW_BALANCE = "low_balance"
+# Escrow holds, told to the user whose money is held.
+HOLD_PLACED = "hold_placed"
+HOLD_CAPTURED = "hold_captured"
+HOLD_RELEASED = "hold_released"
 TRANSACTION_HELD = "transaction_held"  # told to every admin
 
 

@@ -12,10 +12,10 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.orm import Session
 
 from app.domain.errors import (
@@ -69,6 +69,56 @@ def replay(
     if state == "in_flight" and locked_until and locked_until > datetime.now(UTC):
         raise IdempotencyKeyInFlightError()
     return stored
+
+
+_CLAIM = text(
+    """
+    INSERT INTO idempotency_keys AS k
+           (owner_id, key, fingerprint, state, response_status, response_body, expires_at)
+    VALUES (:owner, :key, :fingerprint, 'completed', :status, CAST(:body AS jsonb), :expires_at)
+    ON CONFLICT (owner_id, key) DO UPDATE
+       SET fingerprint = EXCLUDED.fingerprint, state = EXCLUDED.state,
+           response_status = EXCLUDED.response_status, response_body = EXCLUDED.response_body,
+           transaction_id = NULL, locked_until = NULL, expires_at = EXCLUDED.expires_at,
+           created_at = now()
+     WHERE k.expires_at <= now()
+    RETURNING k.id
+    """
+)
+_STORED = text(
+    "SELECT fingerprint, state, locked_until, response_status, response_body"
+    " FROM idempotency_keys WHERE owner_id = :owner AND key = :key"
+)
+
+
+def claim(
+    session: Session, owner_id: uuid.UUID, key: str, digest: str, reply: Reply, ttl_hours: int
+) -> Reply | None:
+    """Claim `key` for a request that answers `reply`, in the caller's unit of work (what
+    `accept_transactions` does for money movements, for requests that record something else:
+    escrow holds). None when claimed: go on, and roll back with the request if it is refused;
+    else the stored answer to replay (or the refusal to raise)."""
+    claimed = session.execute(
+        _CLAIM,
+        {
+            "owner": owner_id,
+            "key": key,
+            "fingerprint": digest,
+            "status": reply.status,
+            "body": json.dumps(reply.body),
+            "expires_at": datetime.now(UTC) + timedelta(hours=ttl_hours),
+        },
+    ).first()
+    if claimed is not None:
+        return None
+    row = session.execute(_STORED, {"owner": owner_id, "key": key}).one()
+    return replay(
+        digest,
+        row.fingerprint,
+        row.state,
+        row.locked_until,
+        Reply(row.response_status, row.response_body, replayed=True),
+    )
 
 
 def store(session: Session, key_id: int, reply: Reply, *, in_flight: bool = False) -> None:

@@ -54,17 +54,31 @@ _CHECKS: dict[str, str] = {
     "no_negative_balance": """
         SELECT id::text, 'balance ' || balance FROM wallets WHERE kind <> 'external' AND balance < 0
     """,
+    # reserved = pending debits + fraud-held debits + active escrow holds
     "reserved_equals_pending_debits": """
         SELECT w.id::text,
                'reserved ' || (c.reserved_total - w.released_total)
                || ' but pending and held debits ' || COALESCE(p.total, 0)
+               || ' + active escrow holds ' || COALESCE(h.total, 0)
           FROM wallets w
           JOIN wallet_counters c ON c.wallet_id = w.id
           LEFT JOIN (SELECT debit_wallet_id, SUM(amount) AS total FROM transactions
                       WHERE status IN ('pending', 'held') AND stage IS DISTINCT FROM 'on_chain'
                       GROUP BY debit_wallet_id) p
             ON p.debit_wallet_id = w.id
-         WHERE c.reserved_total - w.released_total <> COALESCE(p.total, 0)
+          LEFT JOIN (SELECT wallet_id, SUM(amount) AS total FROM escrow_holds
+                      WHERE status = 'active' GROUP BY wallet_id) h
+            ON h.wallet_id = w.id
+         WHERE c.reserved_total - w.released_total <> COALESCE(p.total, 0) + COALESCE(h.total, 0)
+    """,
+    "on_hold_equals_active_escrow_holds": """
+        SELECT c.wallet_id::text, 'on hold ' || c.on_hold || ' but active holds '
+               || COALESCE(h.total, 0)
+          FROM wallet_counters c
+          LEFT JOIN (SELECT wallet_id, SUM(amount) AS total FROM escrow_holds
+                      WHERE status = 'active' GROUP BY wallet_id) h
+            ON h.wallet_id = c.wallet_id
+         WHERE c.on_hold <> COALESCE(h.total, 0)
     """,
     "reserved_within_balance": """
         SELECT w.id::text,

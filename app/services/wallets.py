@@ -162,6 +162,7 @@ class WalletView:
     user_id: uuid.UUID
     balance: Decimal
     available_balance: Decimal
+    on_hold: Decimal
     address: str | None
     network: str
     is_active: bool
@@ -190,7 +191,8 @@ _OVERVIEW = """
     )
     SELECT w.id AS wallet_id, w.user_id, w.balance,
            w.balance - (c.reserved_total - w.released_total) AS available_balance,
-           w.address, w.network, w.is_active, w.created_at AS wallet_created_at, c.last_used,
+           c.on_hold, w.address, w.network, w.is_active, w.created_at AS wallet_created_at,
+           c.last_used,
            n.*, e.balance_after
       FROM wallets w
       JOIN wallet_counters c ON c.wallet_id = w.id
@@ -216,6 +218,7 @@ def overview(
         user_id=w.user_id,
         balance=w.balance,
         available_balance=w.available_balance,
+        on_hold=w.on_hold,
         address=w.address,
         network=w.network,
         is_active=w.is_active,

@@ -21,6 +21,7 @@ def _wallet(address: str | None, last_used: datetime | None) -> WalletView:
         user_id=uuid.uuid4(),
         balance=Decimal("12.5"),
         available_balance=Decimal("2.000001"),
+        on_hold=Decimal("3.25"),
         address=address,
         network="solana",
         is_active=True,

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from app.services import gauges, idempotency, invariants
+from app.services import escrow, gauges, idempotency, invariants
 from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
@@ -33,3 +33,11 @@ def check_ledger() -> int:
 @shared_task(name="maintenance.refresh_gauges", ignore_result=True)
 def refresh_gauges() -> dict[str, float]:
     return gauges.refresh(wiring())
+
+
+@shared_task(name="maintenance.expire_holds", ignore_result=True)
+def expire_holds() -> int:
+    released = escrow.expire(wiring())
+    if released:
+        log.info("escrow holds: %s expired and released", released)
+    return released
