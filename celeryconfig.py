@@ -57,6 +57,12 @@ beat_schedule: dict[str, dict[str, object]] = {
         "schedule": _env_float("HOLD_EXPIRY_INTERVAL_SECONDS", 60.0),
         "options": {"expires": 120},
     },
+    # Transfers and withdrawals never confirmed by the connected wallet fail (`unconfirmed`).
+    "expire-unconfirmed": {
+        "task": "maintenance.expire_unconfirmed",
+        "schedule": _env_float("STEP_UP_EXPIRY_INTERVAL_SECONDS", 30.0),
+        "options": {"expires": 60},
+    },
     "check-ledger": {
         "task": "maintenance.check_ledger",
         "schedule": _config.ledger_check_interval_seconds,

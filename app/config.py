@@ -140,6 +140,19 @@ class Config:
     ledger_check_interval_seconds: float = setting(
         "LEDGER_CHECK_INTERVAL_SECONDS", 300.0, "period of the beat ledger invariant check"
     )
+    # Step-up confirmation
+    step_up_amount: Decimal = setting(
+        "STEP_UP_AMOUNT",
+        Decimal("50000"),
+        "transfers and withdrawals of at least this much wait for the connected wallet's"
+        " signature (0: no platform default); a user may set a lower amount of their own",
+    )
+    step_up_confirmation_seconds: int = setting(
+        "STEP_UP_CONFIRMATION_SECONDS",
+        600,
+        "a transaction awaiting confirmation for longer fails `unconfirmed` and its reservation"
+        " is released",
+    )
     # Escrow holds
     hold_default_expiry_seconds: int = setting(
         "HOLD_DEFAULT_EXPIRY_SECONDS",

@@ -110,6 +110,8 @@ class Wallet(Base):
     # balance - held.
     held: Mapped[Decimal] = mapped_column(Money, nullable=False, server_default="0")
     # Last `seq` settled (completed or failed): settlement only ever takes settled_seq + 1 next.
+    # The user's own step-up amount (migration 0015): NULL for the platform's STEP_UP_AMOUNT.
+    step_up_amount: Mapped[Decimal | None] = mapped_column(Money, nullable=True)
     settled_seq: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     address: Mapped[str | None] = mapped_column(Text, nullable=True)
     # When `address` was connected (NULL: before migration 0012): the withdrawal cooldown.
@@ -177,7 +179,10 @@ class Transaction(Base):
             "created_at",
             postgresql_where=text("stage IS NOT NULL"),
         ),
-        CheckConstraint("stage IS NULL OR stage IN ('awaiting_payment', 'on_chain')", name="stage"),
+        CheckConstraint(
+            "stage IS NULL OR stage IN ('awaiting_payment', 'on_chain', 'awaiting_confirmation')",
+            name="stage",
+        ),
         Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),
         Index("ix_transactions_credit_history", "credit_wallet_id", "created_at", "id"),
         Index(

@@ -141,12 +141,46 @@ class TransferRequestSchema(StrictSchema):
     note = Text(load_default=None, allow_none=True, validate=ma.validate.Length(max=NOTE_MAX))
 
 
+class ConfirmationSchema(ma.Schema):
+    message = ma.fields.String(
+        metadata={"description": "The text the connected wallet signs (signMessage)."}
+    )
+    expires_at = ma.fields.DateTime()
+
+
 class SubmissionResponseSchema(ma.Schema):
     success = ma.fields.Boolean()
     transaction_id = ma.fields.UUID()
     status = ma.fields.String()
     balance_after = ma.fields.String(allow_none=True)
     failure_reason = ma.fields.String(allow_none=True)
+    stage = ma.fields.String(
+        metadata={"description": "`awaiting_confirmation`: sign `confirmation.message`."}
+    )
+    confirmation = ma.fields.Nested(
+        ConfirmationSchema,
+        metadata={
+            "description": "A transfer or withdrawal at or above the step-up amount: POST the "
+            "connected wallet's signature of `message` to "
+            "/api/wallet/transactions/{id}/confirm before `expires_at`."
+        },
+    )
+
+
+SIGNATURE_MAX = 200
+
+
+class ConfirmRequestSchema(StrictSchema):
+    # Checked by the service after the transaction is found (someone else's id is 404 whatever
+    # the body): missing or malformed is 400 `invalid_signature`, audited like a wrong one.
+    signature = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=SIGNATURE_MAX),
+        metadata={
+            "description": "Required: the connected wallet's ed25519 signature of the "
+            "message, base58 or base64."
+        },
+    )
 
 
 class TransactionQuerySchema(StrictSchema):

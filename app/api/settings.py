@@ -1,4 +1,4 @@
-"""The caller's alert settings: the low-balance threshold."""
+"""The caller's settings: the low-balance alert threshold and the step-up amount."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from app.api.context import db, wiring
 from app.api.schemas import Amount, StrictSchema
 from app.config import Config
 from app.domain.money import POSITIVE_AMOUNT_PATTERN, to_wire
-from app.services import low_balance
+from app.services import low_balance, step_up
 
 bp = Blueprint(
     "settings", __name__, url_prefix="/api/wallet", description="The caller's alert settings"
@@ -34,8 +34,9 @@ def _at_most_the_largest_transfer(value: Decimal) -> None:
 
 
 class SettingsRequestSchema(StrictSchema):
+    """Either setting or both; a setting left out stays as it is."""
+
     low_balance_threshold = Amount(
-        required=True,
         allow_none=True,
         positive=True,
         validate=_at_most_the_largest_transfer,
@@ -45,6 +46,20 @@ class SettingsRequestSchema(StrictSchema):
             "platform default."
         },
     )
+    step_up_amount = Amount(
+        allow_none=True,
+        positive=True,
+        metadata={
+            "description": "Transfers and withdrawals of at least this much need confirmation "
+            "by the connected wallet: more than 0 and at most STEP_UP_AMOUNT (only lower than "
+            "the platform's); null for the platform's."
+        },
+    )
+
+    @ma.validates_schema
+    def at_least_one(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ma.ValidationError("give low_balance_threshold, step_up_amount or both")
 
 
 def document_bounds(spec: APISpec, config: Config) -> None:
@@ -66,6 +81,10 @@ def document_bounds(spec: APISpec, config: Config) -> None:
 class SettingsSchema(ma.Schema):
     low_balance_threshold = Amount(allow_none=True)
     effective_low_balance_threshold = Amount()
+    step_up_amount = Amount(allow_none=True)
+    effective_step_up_amount = Amount(
+        allow_none=True, metadata={"description": "null: no step-up confirmation."}
+    )
 
 
 @bp.route("/settings", methods=["GET"])
@@ -74,9 +93,11 @@ class SettingsSchema(ma.Schema):
 @bp.doc(security=SECURITY)
 def get_settings() -> dict[str, Any]:
     """The caller's low-balance threshold and the one in effect."""
+    config, user_id = wiring().config, current_principal().user_id
     with db().transaction() as session:
-        found = low_balance.settings_of(session, wiring().config, current_principal().user_id)
-    return dataclasses.asdict(found)
+        alerts = low_balance.settings_of(session, config, user_id)
+        stepping = step_up.settings_of(session, config, user_id)
+    return {**dataclasses.asdict(alerts), **dataclasses.asdict(stepping)}
 
 
 @bp.route("/settings", methods=["PUT"])
@@ -86,9 +107,19 @@ def get_settings() -> dict[str, Any]:
 @bp.doc(security=SECURITY)
 def put_settings(args: dict[str, Any]) -> dict[str, Any]:
     """Set the low-balance threshold (more than 0, at most MAX_TRANSFER_AMOUNT), or null for the
-    platform default. One alert is sent each time the balance drops below it."""
+    platform default: one alert is sent each time the balance drops below it. Set the step-up
+    amount (at most STEP_UP_AMOUNT), or null for the platform's: transfers and withdrawals of at
+    least this much need the connected wallet's confirmation. A setting left out is unchanged."""
+    config, user_id = wiring().config, current_principal().user_id
     with db().transaction() as session:
-        stored = low_balance.set_threshold(
-            session, wiring().config, current_principal().user_id, args["low_balance_threshold"]
+        alerts = (
+            low_balance.set_threshold(session, config, user_id, args["low_balance_threshold"])
+            if "low_balance_threshold" in args
+            else low_balance.settings_of(session, config, user_id)
         )
-    return dataclasses.asdict(stored)
+        stepping = (
+            step_up.set_own_amount(session, config, user_id, args["step_up_amount"])
+            if "step_up_amount" in args
+            else step_up.settings_of(session, config, user_id)
+        )
+    return {**dataclasses.asdict(alerts), **dataclasses.asdict(stepping)}

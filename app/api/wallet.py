@@ -16,6 +16,7 @@ from app.api.context import db, wiring
 from app.api.hold_schemas import UserHoldsSchema
 from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, prefer_wait, reply
 from app.api.schemas import (
+    ConfirmRequestSchema,
     SubmissionResponseSchema,
     TransactionDetailSchema,
     TransactionPageSchema,
@@ -24,7 +25,15 @@ from app.api.schemas import (
     WalletOverviewSchema,
 )
 from app.domain.money import to_wire
-from app.services import deposits, escrow, external_balance, history, transfers, wallets
+from app.services import (
+    deposits,
+    escrow,
+    external_balance,
+    history,
+    step_up,
+    transfers,
+    wallets,
+)
 
 bp = Blueprint("wallet", __name__, url_prefix="/api/wallet", description="The caller's wallet")
 
@@ -160,3 +169,20 @@ def list_holds() -> dict[str, Any]:
     reserved, part of the `on_hold` figure of GET /api/wallet."""
     with db().transaction() as session:
         return {"items": escrow.active_of(session, current_principal().wallet_id)}
+
+
+@bp.route("/transactions/<uuid:transaction_id>/confirm", methods=["POST"])
+@requires(*WALLET_ROLES)
+@bp.arguments(ConfirmRequestSchema())
+@bp.response(202, SubmissionResponseSchema)
+@bp.doc(security=SECURITY)
+def confirm_transaction(args: dict[str, Any], transaction_id: uuid.UUID) -> Response:
+    """Confirm a transfer or withdrawal awaiting step-up confirmation with the connected
+    wallet's signature of its message; it then settles. A wrong signature is 400 (audited);
+    after the window it is FAILED `unconfirmed` (409 `confirmation_expired` until then)."""
+    principal = current_principal()
+    return reply(
+        step_up.confirm(
+            wiring(), principal.user_id, principal.wallet_id, transaction_id, args["signature"]
+        )
+    )

@@ -187,3 +187,20 @@ class HoldNotActiveError(WalletError):
 class CaptureExceedsHoldError(InvalidTransferError):
     code = "capture_exceeds_hold"
     title = "Capture exceeds the held amount"
+
+
+class StepUpUnavailableError(PermissionDeniedError):
+    code = "step_up_unavailable"
+    title = "Connect an external wallet to confirm high-value transactions"
+
+
+class NotAwaitingConfirmationError(WalletError):
+    code = "not_awaiting_confirmation"
+    status = 409
+    title = "Transaction is not awaiting confirmation"
+
+
+class ConfirmationExpiredError(WalletError):
+    code = "confirmation_expired"
+    status = 409
+    title = "The confirmation window has closed"

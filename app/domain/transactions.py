@@ -58,6 +58,7 @@ class FailureReason(enum.StrEnum):
     EXPIRED = "expired"
     REJECTED = "rejected"  # held for fraud review, then rejected by an admin
     ADDRESS_COOLDOWN = "address_cooldown"  # a withdrawal to an address connected too recently
+    UNCONFIRMED = "unconfirmed"  # a step-up confirmation that never came
 
 
 class FraudReason(enum.StrEnum):

@@ -33,6 +33,7 @@ from app.domain.errors import (
     NotRefundableError,
     RecipientNotFoundError,
     RefundLimitExceededError,
+    StepUpUnavailableError,
     TransactionNotFoundError,
     WalletError,
     WalletInactiveError,
@@ -71,6 +72,9 @@ class Line:
     reference: str | None = None
     expires_at: datetime | None = None
     credit_user_id: uuid.UUID | None = None
+    # Transfers and withdrawals: the platform's step-up amount (the database takes the lower of
+    # it and the user's own; at or above it the movement needs confirmation, migration 0015).
+    step_up: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,11 @@ class Submission:
     parent_id: uuid.UUID | None = None
     refund_of: uuid.UUID | None = None
     refund_amount: Decimal | None = None
+    ids: tuple[uuid.UUID, ...] = ()  # chosen by the caller (a step-up message names its id)
 
     def new_ids(self) -> list[uuid.UUID]:
+        if self.ids:
+            return list(self.ids)
         return [uuid.uuid4() for _ in range(max(len(self.lines), 1))]  # a refund has one
 
 
@@ -122,6 +129,7 @@ def _params(submission: Submission, ids: list[uuid.UUID], shards: int) -> dict[s
                 "stage": line.stage,
                 "reference": line.reference,
                 "expires_at": line.expires_at.isoformat() if line.expires_at else None,
+                "step_up": line.step_up,
             }
             for tx_id, line in zip(ids, submission.lines, strict=True)
         ]
@@ -148,6 +156,19 @@ def _params(submission: Submission, ids: list[uuid.UUID], shards: int) -> dict[s
     }
 
 
+class StepUpRequiredError(WalletError):
+    """The movement needs step-up confirmation: record it again awaiting it (`step_up`), to be
+    signed by `address` (the connected one). Never answered to a client as such."""
+
+    code = "step_up_required"
+    status = 409
+    title = "Confirmation required"
+
+    def __init__(self, address: str) -> None:
+        super().__init__("confirm with the connected wallet")
+        self.address = address
+
+
 REFUSED = "WL001"
 _REFUSALS: dict[str, type[WalletError]] = {
     error.code: error
@@ -158,6 +179,7 @@ _REFUSALS: dict[str, type[WalletError]] = {
         WalletNotConnectedError,
         TransactionNotFoundError,
         NotRefundableError,
+        StepUpUnavailableError,
     )
 }
 
@@ -181,6 +203,13 @@ def _refusal(code: str, detail: str | None, hint: str | None) -> WalletError:
         return InsufficientBalanceError(
             f"available balance {available} is below {to_wire(Decimal(hint or 0))}",
             available_balance=available,
+        )
+    if code == StepUpRequiredError.code:
+        return StepUpRequiredError(detail or "")
+    if code == StepUpUnavailableError.code:
+        return StepUpUnavailableError(
+            "this amount needs confirmation by your connected external wallet: connect one"
+            " (POST /api/wallet/challenge, then /api/wallet/connect) and try again"
         )
     if code == RefundLimitExceededError.code:
         remaining = to_wire(Decimal(detail or 0))

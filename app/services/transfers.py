@@ -11,6 +11,7 @@ from app.bootstrap import Wiring
 from app.domain.errors import AmountTooLargeError, SelfTransferError
 from app.domain.money import to_wire
 from app.domain.transactions import Kind, Status
+from app.services import step_up
 from app.services.idempotency import Reply
 from app.services.submission import Line, Submission, record, submit
 from app.services.wallets import Provisioner, SystemWallets
@@ -50,19 +51,27 @@ def transfer(
         raise SelfTransferError()
     submission = Submission(
         Kind.TRANSFER,
-        [Line(None, amount, note, credit_user_id=recipient_id)],
+        [Line(None, amount, note, credit_user_id=recipient_id, step_up=step_up_of(wiring))],
         caller.user_id,
         debit_wallet_id=caller.wallet_id,
     )
-    return submit(
+    return step_up.submit_stepped(
         wiring,
         submission,
         owner_id=caller.user_id,
         key=idem.key,
         digest=idem.digest,
+        destination=lambda _signer: f"user {recipient_id}",
         wait_seconds=wait_seconds,
         view_wallet_id=caller.wallet_id,
     )
+
+
+def step_up_of(wiring: Wiring) -> Decimal | None:
+    """The platform's step-up amount for a transfer or withdrawal line (None: no platform
+    default; the user's own may still apply)."""
+    amount = wiring.config.step_up_amount
+    return amount if amount > 0 else None
 
 
 def charge(

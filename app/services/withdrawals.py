@@ -37,10 +37,10 @@ from app.domain.errors import (
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Stage, Status
 from app.models import Transaction, Wallet
-from app.services import audit, chain_accounts, notifications
+from app.services import audit, chain_accounts, notifications, step_up
 from app.services.idempotency import Reply
-from app.services.submission import Line, Submission, advance_staged, record, submit
-from app.services.transfers import Caller, Idempotency, check_limit
+from app.services.submission import Line, Submission, advance_staged, record
+from app.services.transfers import Caller, Idempotency, check_limit, step_up_of
 from app.services.wallets import SystemWallets
 
 log = logging.getLogger(__name__)
@@ -66,16 +66,17 @@ def request(
     check_destination(wiring, caller.wallet_id, amount)
     submission = Submission(
         Kind.WITHDRAWAL,
-        [Line(system.wallet_id("chain"), amount)],
+        [Line(system.wallet_id("chain"), amount, step_up=step_up_of(wiring))],
         caller.user_id,
         debit_wallet_id=caller.wallet_id,
     )
-    return submit(
+    return step_up.submit_stepped(
         wiring,
         submission,
         owner_id=caller.user_id,
         key=idem.key,
         digest=idem.digest,
+        destination=lambda signer: f"Solana address {signer}",
     )
 
 

@@ -211,6 +211,8 @@ def test_a_custom_threshold_is_honoured_and_null_restores_the_default(
     assert client.get("/api/wallet/settings", headers=headers).get_json() == {
         "low_balance_threshold": None,
         "effective_low_balance_threshold": "10.000000",
+        "step_up_amount": None,
+        "effective_step_up_amount": "50000.000000",
     }
     fund(app, user, "50")
     low_balance.run(wiring)
@@ -220,6 +222,8 @@ def test_a_custom_threshold_is_honoured_and_null_restores_the_default(
     assert raised.get_json() == {
         "low_balance_threshold": "60.000000",
         "effective_low_balance_threshold": "60.000000",
+        "step_up_amount": None,
+        "effective_step_up_amount": "50000.000000",
     }
     low_balance.run(wiring)
     low_balance.run(wiring)
@@ -231,6 +235,8 @@ def test_a_custom_threshold_is_honoured_and_null_restores_the_default(
     assert restored.get_json() == {
         "low_balance_threshold": None,
         "effective_low_balance_threshold": "10.000000",
+        "step_up_amount": None,
+        "effective_step_up_amount": "50000.000000",
     }
     low_balance.run(wiring)  # 50 ≥ 10: armed again
     _charge(client, db, user, "42")

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from app.services import escrow, gauges, idempotency, invariants
+from app.services import escrow, gauges, idempotency, invariants, step_up
 from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
@@ -41,3 +41,11 @@ def expire_holds() -> int:
     if released:
         log.info("escrow holds: %s expired and released", released)
     return released
+
+
+@shared_task(name="maintenance.expire_unconfirmed", ignore_result=True)
+def expire_unconfirmed() -> int:
+    failed = step_up.expire(wiring())
+    if failed:
+        log.info("step-up: %s unconfirmed transactions failed", failed)
+    return failed
