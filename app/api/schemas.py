@@ -261,3 +261,21 @@ class DepositResponseSchema(ma.Schema):
 
 class WithdrawalRequestSchema(StrictSchema):
     amount = Amount(required=True, positive=True)
+
+
+class StatementQuerySchema(StrictSchema):
+    since = ma.fields.AwareDateTime(
+        default_timezone=UTC,
+        data_key="from",
+        metadata={"description": "From this moment (ISO 8601; default: the beginning)."},
+    )
+    until = ma.fields.AwareDateTime(
+        default_timezone=UTC,
+        data_key="to",
+        metadata={"description": "Until this moment, excluded (ISO 8601; default: now)."},
+    )
+
+    @ma.validates_schema
+    def ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if "since" in data and "until" in data and data["since"] >= data["until"]:
+            raise ma.ValidationError("from must be before to", "to")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from flask import Response, current_app
+from flask import Response, current_app, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -17,6 +18,7 @@ from app.api.hold_schemas import UserHoldsSchema
 from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, prefer_wait, reply
 from app.api.schemas import (
     ConfirmRequestSchema,
+    StatementQuerySchema,
     SubmissionResponseSchema,
     TransactionDetailSchema,
     TransactionPageSchema,
@@ -30,6 +32,7 @@ from app.services import (
     escrow,
     external_balance,
     history,
+    statement,
     step_up,
     transfers,
     wallets,
@@ -185,4 +188,36 @@ def confirm_transaction(args: dict[str, Any], transaction_id: uuid.UUID) -> Resp
         step_up.confirm(
             wiring(), principal.user_id, principal.wallet_id, transaction_id, args["signature"]
         )
+    )
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@bp.route("/statement", methods=["GET"])
+@requires(*WALLET_ROLES)
+@bp.arguments(StatementQuerySchema(), location="query")
+@bp.doc(
+    security=SECURITY,
+    responses={
+        "200": {
+            "description": "CSV (RFC 4180, header row): date, kind, counterparty, note, amount "
+            "(signed from this wallet's side), balance_after (blank until settled), status, "
+            "tx_hash; oldest first.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def export_statement(args: dict[str, Any]) -> Response:
+    """This wallet's transactions between `from` and `to` as a CSV statement, streamed."""
+    since = args.get("since", EPOCH)
+    until = args.get("until") or datetime.now(UTC)
+    lines = statement.csv_lines(db(), current_principal().wallet_id, since, until)
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": 'attachment; filename="statement.csv"',
+            "Cache-Control": "no-store",
+        },
     )
