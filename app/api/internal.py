@@ -26,7 +26,7 @@ from app.api.schemas import (
     RewardResponseSchema,
     SubmissionResponseSchema,
 )
-from app.services import escrow, transfers
+from app.services import escrow, escrow_decisions, transfers
 
 bp = Blueprint(
     "internal",
@@ -133,7 +133,7 @@ def capture_hold(args: dict[str, Any], hold_id: uuid.UUID) -> Any:
     of a capture, a void and the expiry wins (409 `hold_not_active` for the others); repeating
     the capture answers the capture that happened."""
     return reply(
-        escrow.capture(
+        escrow_decisions.capture(
             wiring(),
             current_app.extensions["system_wallets"],
             current_app.extensions["provisioner"],
@@ -151,4 +151,4 @@ def capture_hold(args: dict[str, Any], hold_id: uuid.UUID) -> Any:
 @bp.doc(security=DOC["security"])
 def void_hold(hold_id: uuid.UUID) -> Any:
     """Release the whole hold; repeating it answers the release that happened."""
-    return reply(escrow.void(wiring(), current_principal().user_id, hold_id))
+    return reply(escrow_decisions.void(wiring(), current_principal().user_id, hold_id))

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from app.services import escrow, gauges, idempotency, invariants, step_up
+from app.services import escrow_expiry, gauges, idempotency, invariants, step_up
 from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def refresh_gauges() -> dict[str, float]:
 
 @shared_task(name="maintenance.expire_holds", ignore_result=True)
 def expire_holds() -> int:
-    released = escrow.expire(wiring())
+    released = escrow_expiry.expire(wiring())
     if released:
         log.info("escrow holds: %s expired and released", released)
     return released

@@ -1,0 +1,257 @@
+"""Deciding escrow holds: capture and void (the concurrency rules: `app.services.escrow`)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, text
+from sqlalchemy.orm import Session
+
+from app.bootstrap import Wiring
+from app.domain.errors import (
+    CaptureExceedsHoldError,
+    HoldNotActiveError,
+    HoldNotFoundError,
+    RecipientNotFoundError,
+    SelfTransferError,
+)
+from app.domain.money import to_wire
+from app.domain.notifications import HOLD_CAPTURED, HOLD_RELEASED, NewNotification
+from app.domain.transactions import Kind, Status
+from app.services import audit, notifications
+from app.services.escrow import ACTIVE, CAPTURED, RELEASED, USER_WALLET
+from app.services.idempotency import Reply
+from app.services.submission import shard_of
+from app.services.wallets import Provisioner, SystemWallets
+
+_LOCK = text(
+    """
+    SELECT h.*, w.user_id FROM escrow_holds h JOIN wallets w ON w.id = h.wallet_id
+     WHERE h.id = :id
+       FOR UPDATE OF h
+    """
+)
+# A capture: the next seq for its transaction; the captured part stays reserved (now for the
+# transaction), the remainder is released.
+_CAPTURE_COUNTERS = text(
+    """
+    UPDATE wallet_counters
+       SET next_seq = next_seq + 1, reserved_total = reserved_total - (:held - :captured),
+           on_hold = on_hold - :held, last_used = now()
+     WHERE wallet_id = :wallet_id
+    RETURNING next_seq
+    """
+)
+_INSERT_TRANSACTION = text(
+    """
+    INSERT INTO transactions
+           (id, kind, debit_wallet_id, credit_wallet_id, amount, seq, shard, initiator_id, note,
+            details, created_at)
+    VALUES (:id, :kind, :debit, :credit, :amount, :seq, :shard, :initiator, :note,
+            CAST(:details AS jsonb), clock_timestamp())
+    """
+)
+_CAPTURED = text(
+    """
+    UPDATE escrow_holds
+       SET status = 'captured', decided_at = now(), captured_amount = :captured,
+           transaction_id = :transaction_id
+     WHERE id = :id AND status = 'active'
+    """
+)
+_RELEASE_COUNTERS = text(
+    """
+    UPDATE wallet_counters
+       SET reserved_total = reserved_total - :amount, on_hold = on_hold - :amount
+     WHERE wallet_id = :wallet_id
+    """
+)
+_RELEASED = text(
+    """
+    UPDATE escrow_holds SET status = 'released', decided_at = now(), release_reason = :reason
+     WHERE id = :id AND status = 'active'
+    """
+)
+
+
+def capture(
+    wiring: Wiring,
+    system: SystemWallets,
+    provisioner: Provisioner,
+    service_id: uuid.UUID,
+    hold_id: uuid.UUID,
+    *,
+    amount: Decimal | None,
+    recipient_id: uuid.UUID | None,
+) -> Reply:
+    """Move up to the held amount (all of it by default) to the platform wallet, or to the
+    recipient user, as a PENDING transaction the settlement pipeline settles; the rest of the
+    hold is released. A repeated capture answers the capture that happened."""
+    config = wiring.config
+    if recipient_id is not None:
+        provisioner.ensure_users([recipient_id])
+    platform = system.platform()
+    with wiring.db.transaction() as session:
+        hold = _lock(session, service_id, hold_id)
+        if hold.status == CAPTURED:
+            body = captured_body(hold_id, hold.amount, hold.captured_amount, hold.transaction_id)
+            return Reply(202, body, replayed=True)
+        _check_active(hold)
+        captured = hold.amount if amount is None else amount
+        if captured > hold.amount:
+            raise CaptureExceedsHoldError(
+                f"at most {to_wire(hold.amount)} is held", held=to_wire(hold.amount)
+            )
+        kind, credit = Kind.SERVICE_FEE, platform
+        if recipient_id is not None:
+            kind, credit = Kind.TRANSFER, session.scalar(USER_WALLET, {"user_id": recipient_id})
+            if credit is None:
+                raise RecipientNotFoundError(f"no user {recipient_id}")
+            if credit == hold.wallet_id:
+                raise SelfTransferError("the hold's own wallet cannot receive its capture")
+        seq = session.scalar(
+            _CAPTURE_COUNTERS,
+            {"held": hold.amount, "captured": captured, "wallet_id": hold.wallet_id},
+        )
+        tx_id = uuid.uuid4()
+        shard = shard_of(hold.wallet_id, config.settlement_shards)
+        session.execute(
+            _INSERT_TRANSACTION,
+            {
+                "id": tx_id,
+                "kind": kind.value,
+                "debit": hold.wallet_id,
+                "credit": credit,
+                "amount": captured,
+                "seq": seq,
+                "shard": shard,
+                "initiator": service_id,
+                "note": hold.reason,
+                "details": json.dumps({"hold_id": str(hold_id), "reason": hold.reason}),
+            },
+        )
+        session.execute(_CAPTURED, {"id": hold_id, "captured": captured, "transaction_id": tx_id})
+        audit.record_many(
+            session,
+            [
+                audit.entry(
+                    f"{kind.value}.submitted",
+                    actor_id=service_id,
+                    target=tx_id,
+                    amount=captured,
+                    debit_wallet=hold.wallet_id,
+                    credit_wallet=credit,
+                    hold_id=hold_id,
+                ),
+                audit.entry(
+                    "hold.captured",
+                    actor_id=service_id,
+                    target=hold_id,
+                    captured=captured,
+                    released=hold.amount - captured,
+                    transaction_id=tx_id,
+                ),
+            ],
+        )
+        body = captured_body(hold_id, hold.amount, captured, tx_id)
+        written = notifications.write(
+            session,
+            [
+                NewNotification(
+                    hold.user_id,
+                    HOLD_CAPTURED,
+                    tx_id,
+                    -captured,
+                    {
+                        "hold_id": str(hold_id),
+                        "reason": hold.reason,
+                        "released_amount": hold.amount - captured,
+                        "status": Status.PENDING.value,
+                    },
+                )
+            ],
+            webhooks=bool(config.webhook_url),
+        )
+    wiring.queue.kick_settlement(shard)
+    notifications.dispatch(wiring, written)
+    return Reply(202, body)
+
+
+def void(wiring: Wiring, service_id: uuid.UUID, hold_id: uuid.UUID) -> Reply:
+    """Release the whole hold. A repeated void answers the release that happened."""
+    with wiring.db.transaction() as session:
+        hold = _lock(session, service_id, hold_id)
+        if hold.status == RELEASED:
+            return Reply(
+                200, released_body(hold_id, hold.amount, hold.release_reason), replayed=True
+            )
+        if hold.status != ACTIVE:
+            raise HoldNotActiveError(f"the hold was {hold.status}", hold_status=hold.status)
+        session.execute(_RELEASE_COUNTERS, {"amount": hold.amount, "wallet_id": hold.wallet_id})
+        session.execute(_RELEASED, {"id": hold_id, "reason": "voided"})
+        audit.record(session, "hold.voided", actor_id=service_id, target=hold_id)
+        written = notifications.write(
+            session,
+            [released_notification(hold.user_id, hold_id, hold.amount, hold.reason, "voided")],
+            webhooks=bool(wiring.config.webhook_url),
+        )
+        body = released_body(hold_id, hold.amount, "voided")
+    notifications.dispatch(wiring, written)
+    return Reply(200, body)
+
+
+def captured_body(
+    hold_id: uuid.UUID, held: Decimal, captured: Decimal, tx_id: uuid.UUID
+) -> dict[str, Any]:
+    """The answer to a capture, and to every repetition of it."""
+    return {
+        "hold_id": str(hold_id),
+        "status": CAPTURED,
+        "amount": to_wire(held),
+        "captured_amount": to_wire(captured),
+        "released_amount": to_wire(held - captured),
+        "transaction_id": str(tx_id),
+    }
+
+
+def released_body(hold_id: uuid.UUID, held: Decimal, reason: str | None) -> dict[str, Any]:
+    """The answer to a void, and to every repetition of it."""
+    return {
+        "hold_id": str(hold_id),
+        "status": RELEASED,
+        "amount": to_wire(held),
+        "released_amount": to_wire(held),
+        "release_reason": reason,
+    }
+
+
+def _lock(session: Session, service_id: uuid.UUID, hold_id: uuid.UUID) -> Row[Any]:
+    """The hold, locked; only the service that placed it may decide it (any other gets the same
+    404 as for an unknown id)."""
+    hold = session.execute(_LOCK, {"id": hold_id}).first()
+    if hold is None or hold.service_id != service_id:
+        raise HoldNotFoundError()
+    return hold
+
+
+def _check_active(hold: Row[Any]) -> None:
+    if hold.status != ACTIVE:
+        raise HoldNotActiveError(f"the hold was {hold.status}", hold_status=hold.status)
+    if hold.expires_at <= datetime.now(UTC):  # the expiry job will release it
+        raise HoldNotActiveError("the hold has expired", hold_status="expired")
+
+
+def released_notification(
+    user_id: uuid.UUID, hold_id: uuid.UUID, amount: Decimal, reason: str, why: str
+) -> NewNotification:
+    return NewNotification(
+        user_id,
+        HOLD_RELEASED,
+        None,
+        amount,
+        {"hold_id": str(hold_id), "reason": reason, "release_reason": why},
+    )

@@ -1,0 +1,70 @@
+"""The escrow-hold expiry beat job (the concurrency rules: `app.services.escrow`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from app.bootstrap import Wiring
+from app.services import audit, notifications
+from app.services.escrow_decisions import released_notification
+
+ADVISORY_NAMESPACE = 7303  # settlement shards use 7301, low-balance alerts 7302
+EXPIRY_BATCH = 1000
+
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, 0)")
+# Set-based expiry: due holds (skipping those a capture or void is deciding right now), their
+# wallets' counters in one statement, and who to tell.
+_EXPIRE = text(
+    """
+    WITH due AS (
+        SELECT id FROM escrow_holds
+         WHERE status = 'active' AND expires_at <= now()
+         ORDER BY expires_at
+         LIMIT :limit
+           FOR UPDATE SKIP LOCKED
+    ), released AS (
+        UPDATE escrow_holds h
+           SET status = 'released', decided_at = now(), release_reason = 'expired'
+          FROM due
+         WHERE h.id = due.id AND h.status = 'active'
+        RETURNING h.id, h.wallet_id, h.amount, h.reason
+    ), per_wallet AS (
+        SELECT wallet_id, sum(amount) AS total FROM released GROUP BY wallet_id
+    ), countered AS (
+        UPDATE wallet_counters c
+           SET reserved_total = c.reserved_total - p.total, on_hold = c.on_hold - p.total
+          FROM per_wallet p
+         WHERE c.wallet_id = p.wallet_id
+    )
+    SELECT r.id, r.amount, r.reason, w.user_id
+      FROM released r JOIN wallets w ON w.id = r.wallet_id
+    """
+)
+
+
+def expire(wiring: Wiring, *, batch_size: int = EXPIRY_BATCH) -> int:
+    """The beat job: release every hold past its expiry, in batches; returns how many. One run
+    at a time (advisory lock); holds a capture or void is deciding right now are skipped (that
+    decision wins)."""
+    released = 0
+    while True:
+        with wiring.db.transaction() as session:
+            if not session.scalar(_TRY_LOCK, {"ns": ADVISORY_NAMESPACE}):
+                return released
+            rows = session.execute(_EXPIRE, {"limit": batch_size}).all()
+            audit.record_many(
+                session,
+                [audit.entry("hold.expired", actor_id=None, target=r.id) for r in rows],
+            )
+            written = notifications.write(
+                session,
+                [
+                    released_notification(r.user_id, r.id, r.amount, r.reason, "expired")
+                    for r in rows
+                ],
+                webhooks=bool(wiring.config.webhook_url),
+            )
+        notifications.dispatch(wiring, written)
+        released += len(rows)
+        if len(rows) < batch_size:
+            return released
