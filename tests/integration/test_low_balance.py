@@ -305,3 +305,25 @@ def test_the_document_states_the_threshold_bounds(client: Any, config: Any) -> N
 def test_services_have_no_wallet_settings(client: Any) -> None:
     response = client.get("/api/wallet/settings", headers=auth(uuid.uuid4(), "service"))
     assert response.status_code == 403
+
+
+def test_a_fraud_hold_released_by_an_admin_arms_the_recipient_at_once(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    alice, bob, admin = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "12000")
+    provision(app, bob)
+    app.extensions["provisioner"].wallet_id_for(admin, "admin")
+    held = client.post(  # a large amount to a new recipient: held for review
+        "/api/wallet/transfer",
+        json={"recipient_id": str(bob), "amount": "11000"},
+        headers={**auth(alice), "Idempotency-Key": str(uuid.uuid4())},
+    ).get_json()["transaction_id"]
+    wait_until(lambda: wallet(db, alice).held == Decimal(11000))
+    assert not _armed(db, bob)
+    released = client.post(f"/api/admin/transactions/{held}/release", headers=auth(admin, "admin"))
+    assert released.status_code == 200, released.get_json()
+    assert _armed(db, bob)  # 11000 ≥ 10: a drop below the threshold now alerts
+    _charge(client, db, bob, "10995")
+    low_balance.run(wiring)
+    assert [amount for amount, _ in _alerts(db, bob)] == [Decimal("5")]
