@@ -37,6 +37,10 @@ MONEY = frozenset(
         "internal.charge",
         "internal.reward",
         "internal.refund",
+        "internal.place_hold",
+        "internal.capture_hold",
+        "internal.void_hold",
+        "wallet.confirm_transaction",
     }
 )
 WALLET_AUTH = frozenset({"connections.challenge", "connections.connect"})
