@@ -36,14 +36,13 @@ from app.domain.errors import (
     RecipientNotFoundError,
     WalletInactiveError,
 )
+from app.domain.escrow import ACTIVE
 from app.domain.money import to_wire
 from app.domain.notifications import HOLD_PLACED, NewNotification
 from app.services import audit, idempotency, notifications
 from app.services.idempotency import Reply
 from app.services.transfers import Idempotency, check_limit
 from app.services.wallets import Provisioner
-
-ACTIVE, CAPTURED, RELEASED = "active", "captured", "released"
 
 USER_WALLET = text("SELECT id FROM wallets WHERE user_id = :user_id AND kind = 'user'")
 _RESERVE = text(

@@ -13,17 +13,17 @@ from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
 from app.domain.errors import (
-    CaptureExceedsHoldError,
     HoldNotActiveError,
     HoldNotFoundError,
     RecipientNotFoundError,
     SelfTransferError,
 )
+from app.domain.escrow import ACTIVE, CAPTURED, RELEASED, capture_of, check_decidable
 from app.domain.money import to_wire
 from app.domain.notifications import HOLD_CAPTURED, HOLD_RELEASED, NewNotification
 from app.domain.transactions import Kind, Status
 from app.services import audit, notifications
-from app.services.escrow import ACTIVE, CAPTURED, RELEASED, USER_WALLET
+from app.services.escrow import USER_WALLET
 from app.services.idempotency import Reply
 from app.services.submission import shard_of
 from app.services.wallets import Provisioner, SystemWallets
@@ -100,12 +100,9 @@ def capture(
         if hold.status == CAPTURED:
             body = captured_body(hold_id, hold.amount, hold.captured_amount, hold.transaction_id)
             return Reply(202, body, replayed=True)
-        _check_active(hold)
-        captured = hold.amount if amount is None else amount
-        if captured > hold.amount:
-            raise CaptureExceedsHoldError(
-                f"at most {to_wire(hold.amount)} is held", held=to_wire(hold.amount)
-            )
+        check_decidable(hold.status, hold.expires_at, datetime.now(UTC))
+        decided = capture_of(hold.amount, amount)
+        captured = decided.captured
         kind, credit = Kind.SERVICE_FEE, platform
         if recipient_id is not None:
             kind, credit = Kind.TRANSFER, session.scalar(USER_WALLET, {"user_id": recipient_id})
@@ -152,7 +149,7 @@ def capture(
                     actor_id=service_id,
                     target=hold_id,
                     captured=captured,
-                    released=hold.amount - captured,
+                    released=decided.released,
                     transaction_id=tx_id,
                 ),
             ],
@@ -169,7 +166,7 @@ def capture(
                     {
                         "hold_id": str(hold_id),
                         "reason": hold.reason,
-                        "released_amount": hold.amount - captured,
+                        "released_amount": decided.released,
                         "status": Status.PENDING.value,
                     },
                 )
@@ -236,13 +233,6 @@ def _lock(session: Session, service_id: uuid.UUID, hold_id: uuid.UUID) -> Row[An
     if hold is None or hold.service_id != service_id:
         raise HoldNotFoundError()
     return hold
-
-
-def _check_active(hold: Row[Any]) -> None:
-    if hold.status != ACTIVE:
-        raise HoldNotActiveError(f"the hold was {hold.status}", hold_status=hold.status)
-    if hold.expires_at <= datetime.now(UTC):  # the expiry job will release it
-        raise HoldNotActiveError("the hold has expired", hold_status="expired")
 
 
 def released_notification(
