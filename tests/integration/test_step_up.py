@@ -291,3 +291,58 @@ def test_a_high_value_withdrawal_waits_for_the_signature_naming_its_destination(
     assert confirmed.status_code == 202, confirmed.get_json()
     # settlement debits it and hands it to the chain worker (stage on_chain, then completed)
     wait_until(lambda: balance(db, user) == Decimal(40))
+
+
+def test_a_confirmation_racing_the_expiry_has_exactly_one_outcome(
+    app: Any, db: Any, wiring: Any
+) -> None:
+    import threading
+
+    client = app.test_client()
+    alice, owner = _stepped_user(app, client, amount="100", step_up_at="1")
+    bob = uuid.uuid4()
+    provision(app, bob)
+    confirmed = []
+    for _ in range(10):
+        body = _transfer(client, alice, bob, "1").get_json()
+        tx_id, message = body["transaction_id"], body["confirmation"]["message"]
+        with db.transaction() as session:  # its window closes right about now
+            session.execute(
+                text(
+                    "UPDATE transactions SET expires_at = now() + interval '50 milliseconds'"
+                    " WHERE id = :id"
+                ),
+                {"id": tx_id},
+            )
+        start = threading.Barrier(2)
+        answer: list[int] = []
+
+        def confirm(
+            tx_id: str = tx_id, message: str = message, answer: Any = answer, start: Any = start
+        ) -> None:
+            start.wait()
+            time.sleep(0.045)
+            answer.append(
+                _confirm(app.test_client(), alice, tx_id, _sign(owner, message)).status_code
+            )
+
+        def expire(start: Any = start) -> None:
+            start.wait()
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                step_up.expire(wiring)
+
+        threads = [threading.Thread(target=confirm), threading.Thread(target=expire)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wait_settled(db, [tx_id])
+        outcome = status_of(db, tx_id)
+        assert (outcome, answer) in (("completed", [202]), ("failed", [409])), (outcome, answer)
+        if outcome == "completed":
+            confirmed.append(tx_id)
+    assert balance(db, bob) == len(confirmed)
+    assert balance(db, alice) == 100 - len(confirmed)
+    assert _available(client, alice) == f"{100 - len(confirmed)}.000000"
+    assert _violations_of(db, alice, bob) == []
