@@ -7,11 +7,10 @@ from sqlalchemy import text
 from app.bootstrap import Wiring
 from app.services import audit, notifications
 from app.services.escrow_decisions import released_notification
+from app.services.submission import RELEASE_JOBS_LOCK
 
-ADVISORY_NAMESPACE = 7303  # settlement shards use 7301, low-balance alerts 7302
 EXPIRY_BATCH = 1000
 
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, 0)")
 # Set-based expiry: due holds (skipping those a capture or void is deciding right now), their
 # wallets' counters in one statement, and who to tell.
 _EXPIRE = text(
@@ -49,7 +48,7 @@ def expire(wiring: Wiring, *, batch_size: int = EXPIRY_BATCH) -> int:
     released = 0
     while True:
         with wiring.db.transaction() as session:
-            if not session.scalar(_TRY_LOCK, {"ns": ADVISORY_NAMESPACE}):
+            if not session.scalar(RELEASE_JOBS_LOCK):  # one such job at a time
                 return released
             rows = session.execute(_EXPIRE, {"limit": batch_size}).all()
             audit.record_many(

@@ -50,9 +50,13 @@ from app.domain.step_up import (
 from app.domain.transactions import FailureReason, Status
 from app.services import audit, notifications
 from app.services.idempotency import Reply
-from app.services.submission import StepUpRequiredError, Submission, submit
+from app.services.submission import (
+    RELEASE_JOBS_LOCK,
+    StepUpRequiredError,
+    Submission,
+    submit,
+)
 
-ADVISORY_NAMESPACE = 7304  # settlement 7301, low-balance alerts 7302, escrow expiry 7303
 EXPIRY_BATCH = 1000
 _ATTEMPTS = 3  # the connected address changing between the two round trips, again and again
 
@@ -75,7 +79,6 @@ _CONFIRMED = text(
      WHERE id = :id AND status = 'pending' AND stage = 'awaiting_confirmation'
     """
 )
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, 0)")
 # Fail what was not confirmed in time (skipping rows a confirmation holds right now) and take
 # the amounts off the wallets' reservations (submit side, like an escrow hold's release).
 _EXPIRE = text(
@@ -255,7 +258,7 @@ def expire(wiring: Wiring, *, batch_size: int = EXPIRY_BATCH) -> int:
     failed = 0
     while True:
         with wiring.db.transaction() as session:
-            if not session.scalar(_TRY_LOCK, {"ns": ADVISORY_NAMESPACE}):
+            if not session.scalar(RELEASE_JOBS_LOCK):  # one such job at a time
                 return failed
             rows = session.execute(
                 _EXPIRE, {"limit": batch_size, "reason": FailureReason.UNCONFIRMED.value}

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -154,6 +154,13 @@ def _params(submission: Submission, ids: list[uuid.UUID], shards: int) -> dict[s
         "request_id": logs.request_id.get(),
         "ip": audit.client_ip.get(),
     }
+
+
+# The jobs that release reservations of many wallets in one statement (escrow-hold expiry,
+# unconfirmed step-up expiry) take this transaction-level advisory lock, so they never run at
+# once: each locks several counters rows in no particular order, and two of them could deadlock.
+# Everything else locks one counters row at a time.
+RELEASE_JOBS_LOCK = text("SELECT pg_try_advisory_xact_lock(7303, 0)")  # settlement uses 7301
 
 
 class StepUpRequiredError(WalletError):
