@@ -31,6 +31,7 @@ def effective_amount(platform: Decimal, own: Decimal | None) -> Decimal | None:
 
 @dataclass(frozen=True)
 class Confirmation:
+    domain: str  # who asks: a wallet shows it, so a look-alike site's request stands out
     transaction_id: uuid.UUID
     kind: str
     amount: Decimal
@@ -43,7 +44,8 @@ class Confirmation:
     def message(self) -> str:
         return "\n".join(
             [
-                f"Confirm {self.kind} of {to_wire(self.amount)} tokens",
+                f"{self.domain} asks you to confirm a {self.kind}:",
+                f"Amount: {to_wire(self.amount)} tokens",
                 f"To: {self.destination}",
                 f"Transaction: {self.transaction_id}",
                 f"Signer: {self.signer}",
@@ -63,6 +65,7 @@ class Confirmation:
 
 
 def new_confirmation(
+    domain: str,
     transaction_id: uuid.UUID,
     kind: str,
     amount: Decimal,
@@ -73,5 +76,12 @@ def new_confirmation(
     nonce = "".join(secrets.choice(NONCE_ALPHABET) for _ in range(NONCE_LENGTH))
     # whole seconds: the stored expiry is exactly the one written in the message
     return Confirmation(
-        transaction_id, kind, amount, destination, signer, nonce, expires_at.replace(microsecond=0)
+        domain,
+        transaction_id,
+        kind,
+        amount,
+        destination,
+        signer,
+        nonce,
+        expires_at.replace(microsecond=0),
     )

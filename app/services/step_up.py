@@ -140,6 +140,7 @@ def submit_stepped(
     for _ in range(_ATTEMPTS):
         tx_id = uuid.uuid4()
         confirmation = new_confirmation(
+            wiring.config.domain,
             tx_id,
             submission.kind.value,
             line.amount,

@@ -14,13 +14,18 @@ def test_the_lower_of_the_platforms_and_the_users_own_amount_is_in_force() -> No
     assert effective_amount(Decimal(0), None) is None
 
 
-def test_the_message_names_amount_destination_transaction_signer_nonce_and_expiry() -> None:
+def test_the_message_names_domain_amount_destination_transaction_signer_nonce_and_expiry() -> None:
     tx_id = uuid.uuid4()
     expires = datetime(2026, 11, 29, 6, 0, 0, 123456, tzinfo=UTC)
-    first = new_confirmation(tx_id, "transfer", Decimal("12.5"), "user x", "Signer1", expires)
-    second = new_confirmation(tx_id, "transfer", Decimal("12.5"), "user x", "Signer1", expires)
+    first = new_confirmation(
+        "wallet.example", tx_id, "transfer", Decimal("12.5"), "user x", "Signer1", expires
+    )
+    second = new_confirmation(
+        "wallet.example", tx_id, "transfer", Decimal("12.5"), "user x", "Signer1", expires
+    )
     assert first.message.splitlines() == [
-        "Confirm transfer of 12.500000 tokens",
+        "wallet.example asks you to confirm a transfer:",
+        "Amount: 12.500000 tokens",
         "To: user x",
         f"Transaction: {tx_id}",
         "Signer: Signer1",
