@@ -92,7 +92,7 @@ class SettingsSchema(ma.Schema):
 @bp.response(200, SettingsSchema)
 @bp.doc(security=SECURITY)
 def get_settings() -> dict[str, Any]:
-    """The caller's low-balance threshold and the one in effect."""
+    """The caller's low-balance threshold and step-up amount, and the ones in effect."""
     config, user_id = wiring().config, current_principal().user_id
     with db().transaction() as session:
         alerts = low_balance.settings_of(session, config, user_id)
