@@ -166,7 +166,9 @@ def test_a_hold_beyond_the_available_balance_is_refused_and_reserves_nothing(
     assert _violations_of(db, buyer) == []
 
 
-def test_placing_a_hold_is_idempotent_per_key_and_for_unseen_users(client: Any, db: Any) -> None:
+def test_a_hold_on_an_unseen_user_creates_an_empty_wallet_and_a_system_id_is_not_found(
+    client: Any, db: Any
+) -> None:
     user, service = uuid.uuid4(), uuid.uuid4()
     body = {"user_id": str(user), "amount": "1", "reason": "deal"}
     first = _post(client, service, "holds", body, key="hold-1")
