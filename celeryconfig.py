@@ -54,13 +54,13 @@ beat_schedule: dict[str, dict[str, object]] = {
     # Escrow holds past their expiry are released.
     "expire-holds": {
         "task": "maintenance.expire_holds",
-        "schedule": _env_float("HOLD_EXPIRY_INTERVAL_SECONDS", 60.0),
+        "schedule": _config.hold_expiry_interval_seconds,
         "options": {"expires": 120},
     },
     # Transfers and withdrawals never confirmed by the connected wallet fail (`unconfirmed`).
     "expire-unconfirmed": {
         "task": "maintenance.expire_unconfirmed",
-        "schedule": _env_float("STEP_UP_EXPIRY_INTERVAL_SECONDS", 30.0),
+        "schedule": _config.step_up_expiry_interval_seconds,
         "options": {"expires": 60},
     },
     "check-ledger": {

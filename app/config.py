@@ -153,6 +153,11 @@ class Config:
         "a transaction awaiting confirmation for longer fails `unconfirmed` and its reservation"
         " is released",
     )
+    step_up_expiry_interval_seconds: float = setting(
+        "STEP_UP_EXPIRY_INTERVAL_SECONDS",
+        30.0,
+        "beat period of the job that fails unconfirmed transactions",
+    )
     # Escrow holds
     hold_default_expiry_seconds: int = setting(
         "HOLD_DEFAULT_EXPIRY_SECONDS",
@@ -161,6 +166,9 @@ class Config:
     )
     hold_max_expiry_seconds: int = setting(
         "HOLD_MAX_EXPIRY_SECONDS", 90 * 86400, "the longest `expires_in_seconds` accepted (90 days)"
+    )
+    hold_expiry_interval_seconds: float = setting(
+        "HOLD_EXPIRY_INTERVAL_SECONDS", 60.0, "beat period of the escrow-hold expiry job"
     )
     # Fraud rules at settlement (see app/domain/fraud.py)
     fraud_velocity_count: int = setting(

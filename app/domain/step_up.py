@@ -18,7 +18,6 @@ from typing import Any
 
 from app.domain.money import to_wire
 
-AWAITING_CONFIRMATION = "awaiting_confirmation"
 NONCE_ALPHABET = string.ascii_letters + string.digits
 NONCE_LENGTH = 16
 

@@ -32,6 +32,9 @@ class Stage(enum.StrEnum):
 
     AWAITING_PAYMENT = "awaiting_payment"  # a deposit request, until its payment is seen
     ON_CHAIN = "on_chain"  # a debited withdrawal, until the chain confirms or rejects it
+    # A high-value transfer or withdrawal, reserved but unsequenced, until the connected wallet
+    # signs its confirmation (step-up).
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
 
 
 _ALLOWED = {

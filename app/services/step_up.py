@@ -42,12 +42,11 @@ from app.domain.errors import (
 from app.domain.money import to_wire
 from app.domain.notifications import for_outcome
 from app.domain.step_up import (
-    AWAITING_CONFIRMATION,
     Confirmation,
     effective_amount,
     new_confirmation,
 )
-from app.domain.transactions import FailureReason, Status
+from app.domain.transactions import FailureReason, Stage, Status
 from app.services import audit, notifications
 from app.services.idempotency import Reply
 from app.services.submission import (
@@ -154,7 +153,7 @@ def submit_stepped(
             lines=[
                 replace(
                     line,
-                    stage=AWAITING_CONFIRMATION,
+                    stage=Stage.AWAITING_CONFIRMATION,
                     expires_at=confirmation.expires_at,
                     step_up=None,
                     details={**line.details, "confirmation": confirmation.stored()},
@@ -186,7 +185,7 @@ def confirmation_reply(confirmation: Confirmation) -> Reply:
             "success": True,
             "transaction_id": str(confirmation.transaction_id),
             "status": Status.PENDING.value,
-            "stage": AWAITING_CONFIRMATION,
+            "stage": Stage.AWAITING_CONFIRMATION,
             "balance_after": None,
             "confirmation": {
                 "message": confirmation.message,
@@ -224,7 +223,7 @@ def _confirm(
         tx = session.execute(_LOAD, {"id": tx_id, "wallet_id": wallet_id}).first()
         if tx is None:
             raise TransactionNotFoundError()
-        if tx.status != Status.PENDING.value or tx.stage != AWAITING_CONFIRMATION:
+        if tx.status != Status.PENDING.value or tx.stage != Stage.AWAITING_CONFIRMATION:
             raise NotAwaitingConfirmationError(
                 f"the transaction is {tx.status}", transaction_status=tx.status
             )

@@ -14,8 +14,7 @@ from sqlalchemy import select, text
 
 from app.models import EscrowHold, Notification, Transaction
 from app.services import escrow_expiry, invariants
-from tests.conftest import auth
-from tests.support import balance, fund, provision, wait_settled, wait_until, wallet
+from tests.support import auth, balance, fund, provision, wait_settled, wait_until, wallet
 
 pytestmark = pytest.mark.usefixtures("worker")
 

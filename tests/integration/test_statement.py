@@ -13,8 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services import invariants
-from tests.conftest import auth
-from tests.support import fund, provision, wait_settled, wallet
+from tests.support import auth, fund, provision, wait_settled, wallet
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -16,8 +16,9 @@ from sqlalchemy import select, text
 from app.models import AuditLog, Notification, Transaction, WalletCounters
 from app.services import invariants, step_up
 from tests.chain_support import token_account
-from tests.conftest import auth, servers
+from tests.servers import servers
 from tests.support import (
+    auth,
     balance,
     connect_by_signing,
     fund,

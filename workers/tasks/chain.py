@@ -45,7 +45,7 @@ def poll() -> int:
     open_withdrawals = withdrawals.open_withdrawals(w)
     open_deposits = deposits.open_deposits(w)
     for tx_id in open_withdrawals:
-        w.queue.send("chain.process_withdrawal", str(tx_id))
+        w.queue.send(queue.PROCESS_WITHDRAWAL, str(tx_id))
     for tx_id in open_deposits:
         w.queue.send(queue.CHECK_DEPOSIT, str(tx_id))
     return len(open_withdrawals) + len(open_deposits)
