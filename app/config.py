@@ -321,7 +321,8 @@ class Config:
     rate_limit_money: str = setting(
         "RATE_LIMIT_MONEY",
         "60/minute",
-        "transfer, withdrawals, deposits, internal charges/rewards/refunds",
+        "transfer, withdrawals, deposits, internal charges/rewards/refunds, escrow holds (place,"
+        " capture, void), step-up confirmation",
     )
     rate_limit_wallet_auth: str = setting(
         "RATE_LIMIT_WALLET_AUTH", "10/minute", "wallet challenge and connect"
