@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,8 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
 
 # A pooled connection idle for longer than this is pinged before use (see `_ping_if_idle`).
 PING_AFTER_IDLE_SECONDS = 5.0
@@ -36,6 +39,8 @@ class Database:
         # Statements that are a whole unit of work by themselves: no BEGIN/COMMIT round trips.
         self.autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.sessions, "after_commit", _run_after_commit)
+        event.listen(self.sessions, "after_rollback", _forget_after_commit)
 
     @contextmanager
     def cursor(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -78,6 +83,29 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: Session, action: Callable[[], object]) -> None:
+    """Run `action` once `session`'s unit of work has committed, and never if it rolls back: the
+    one way to enqueue work the commit makes possible (a settlement kick, a chain task). Queuing
+    is best effort (the sweeper and the chain poll recover anything lost), so an action must not
+    raise; one that does is logged and the rest still run."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            action()
+        except Exception:  # noqa: BLE001 - the commit stands; recovery jobs re-send
+            log.exception("after-commit action failed")
+
+
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from app.bootstrap import Wiring
 from app.chain.rpc import ChainError
 from app.chain.solana import ChainClient
 from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
+from app.db import after_commit
 from app.domain.errors import TooManyOpenDepositsError
 from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Stage, Status
@@ -216,11 +217,12 @@ def _credit(
                     tx_hash=signature,
                     paid=paid,
                 )
+                shard = shard_of(chain_wallet, wiring.config.settlement_shards)
+                after_commit(session, lambda: wiring.queue.kick_settlement(shard))
     except IntegrityError:
         log.error("payment %s for deposit %s was already credited elsewhere", signature, tx_id)
         return Check.DUPLICATE
     if credited:
-        wiring.queue.kick_settlement(shard_of(chain_wallet, wiring.config.settlement_shards))
         return Check.CREDITED
     return Check.NOOP
 
@@ -259,7 +261,7 @@ def _credit_late(
         session.execute(
             update(Transaction).where(Transaction.id == late_id).values(tx_hash=signature)
         )
-    wiring.queue.kick_settlement(shard_of(chain_wallet, shards))
+        after_commit(session, lambda: wiring.queue.kick_settlement(shard_of(chain_wallet, shards)))
     return Check.LATE_CREDITED
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Row, text
 from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
+from app.db import after_commit
 from app.domain.errors import (
     HoldNotActiveError,
     HoldNotFoundError,
@@ -116,6 +117,7 @@ def capture(
         )
         tx_id = uuid.uuid4()
         shard = shard_of(hold.wallet_id, config.settlement_shards)
+        after_commit(session, lambda: wiring.queue.kick_settlement(shard))
         session.execute(
             _INSERT_TRANSACTION,
             {
@@ -173,7 +175,6 @@ def capture(
             ],
             webhooks=bool(config.webhook_url),
         )
-    wiring.queue.kick_settlement(shard)
     notifications.dispatch(wiring, written)
     return Reply(202, body)
 

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.bootstrap import Wiring
+from app.db import after_commit
 from app.domain.errors import PermissionDeniedError, TransactionNotFoundError, WalletError
 from app.domain.settlement import (
     BatchResult,
@@ -163,9 +165,11 @@ def _decided(
             session, result.notifications, webhooks=bool(wiring.config.webhook_url)
         )
         item = dict(session.execute(ADMIN_ITEM.where(Transaction.id == tx.id)).one()._mapping)
+        for withdrawal_id in result.sent_on_chain:
+            after_commit(
+                session, partial(wiring.queue.send, PROCESS_WITHDRAWAL, str(withdrawal_id))
+            )
     notifications.dispatch(wiring, told)
-    for withdrawal_id in result.sent_on_chain:
-        wiring.queue.send(PROCESS_WITHDRAWAL, str(withdrawal_id))
     return item
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from app.bootstrap import Wiring
 from app.chain import siws
 from app.config import Config
+from app.db import after_commit
 from app.domain.errors import (
     ConfirmationExpiredError,
     InvalidSignatureError,
@@ -240,7 +241,7 @@ def _confirm(
         seq = session.scalar(_NEXT_SEQ, {"wallet_id": wallet_id})
         session.execute(_CONFIRMED, {"id": tx_id, "seq": seq})
         audit.record(session, f"{tx.kind}.confirmed", actor_id=None, target=tx_id)
-    wiring.queue.kick_settlement(tx.shard)
+        after_commit(session, lambda: wiring.queue.kick_settlement(tx.shard))
     return Reply(
         202,
         {

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.bootstrap import Wiring
+from app.db import after_commit
 from app.domain.errors import AmountTooLargeError, SelfTransferError
 from app.domain.money import to_wire
 from app.domain.transactions import Kind, Status
@@ -183,5 +184,5 @@ def mint(wiring: Wiring, system: SystemWallets, amount: Decimal, note: str | Non
     )
     with wiring.db.transaction() as session:
         recorded = record(session, submission, wiring.config.settlement_shards)
-    wiring.queue.kick_settlement(recorded.shard)
+        after_commit(session, lambda: wiring.queue.kick_settlement(recorded.shard))
     return recorded.transaction_ids[0]

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from app.bootstrap import Wiring
 from app.chain.rpc import ChainError, ChainRejectedError
 from app.chain.solana import build_token_transfer
+from app.db import after_commit
 from app.domain.errors import (
     AddressCooldownError,
     AmountBelowMinimumError,
@@ -326,8 +327,8 @@ def fail(
             ),
             shards,
         )
+        after_commit(session, lambda: wiring.queue.kick_settlement(refund.shard))
     notifications.dispatch(wiring, told)
-    wiring.queue.kick_settlement(refund.shard)
     return Step.FAILED
 
 
