@@ -23,7 +23,6 @@ from app.api import (
 from app.bootstrap import bootstrap
 from app.config import Config, refuse_insecure
 from app.domain.errors import WalletError
-from app.services.wallets import Provisioner, SystemWallets
 
 API_TITLE = "Token wallet API"
 
@@ -57,8 +56,6 @@ def create_app(config: Config | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     wiring = bootstrap(config)
     app.extensions["wallet"] = wiring
-    app.extensions["provisioner"] = Provisioner(wiring.db)
-    app.extensions["system_wallets"] = SystemWallets(wiring.db)
     app.extensions["token_rules"] = auth.TokenRules.of(config)
 
     api = problems.ProblemApi(app)

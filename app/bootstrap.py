@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+from flask import current_app
 
 from app.chain.solana import SolanaRpcClient
 from app.config import Config
 from app.db import Database
 from app.queue import TaskQueue
 from app.sealing import Keyring
+from app.services.wallets import Provisioner, SystemWallets
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Wiring:
     chain: SolanaRpcClient
     chain_quick: SolanaRpcClient  # for request paths: one short try, no retries
     keyring: Keyring
+    system: SystemWallets  # the platform, issuance and chain wallets (ids cached)
+    provisioner: Provisioner  # users' wallets, get-or-create (known ones cached)
 
 
 def bootstrap(config: Config) -> Wiring:
@@ -29,9 +33,10 @@ def bootstrap(config: Config) -> Wiring:
     client = redis.Redis.from_url(
         config.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
     )
+    db = Database(config.database_url, pool_size=config.database_pool_size)
     return Wiring(
         config=config,
-        db=Database(config.database_url, pool_size=config.database_pool_size),
+        db=db,
         redis=client,
         queue=TaskQueue(config.redis_url, client),
         chain=SolanaRpcClient(
@@ -39,4 +44,12 @@ def bootstrap(config: Config) -> Wiring:
         ),
         chain_quick=SolanaRpcClient(config.solana_rpc_url, timeout=1.0, retries=0),
         keyring=Keyring(config.wallet_data_key),
+        system=SystemWallets(db),
+        provisioner=Provisioner(db),
     )
+
+
+def wiring() -> Wiring:
+    """The adapters of the Flask app in context: the API's request or a worker's task (tasks
+    run inside their app's context). The one accessor for both."""
+    return current_app.extensions["wallet"]  # type: ignore[no-any-return]

@@ -55,9 +55,8 @@ def mint(amount: str, note: str) -> None:
         raise click.BadParameter(str(exc), param_hint="AMOUNT") from None
     if value <= 0:
         raise click.BadParameter("must be greater than zero", param_hint="AMOUNT")
-    tx_id = transfers.mint(
-        current_app.extensions["wallet"], current_app.extensions["system_wallets"], value, note
-    )
+    w = current_app.extensions["wallet"]
+    tx_id = transfers.mint(w, w.system, value, note)
     click.echo(f"issuance {tx_id} of {to_wire(value)} recorded (settles through the pipeline)")
 
 

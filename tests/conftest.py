@@ -89,7 +89,7 @@ def wiring(app: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def system_wallets(app: Any) -> Any:
-    return app.extensions["system_wallets"]
+    return app.extensions["wallet"].system
 
 
 @pytest.fixture(scope="session")

@@ -105,18 +105,18 @@ def entries_of(db: Any, tx_id: Any) -> list[tuple[uuid.UUID, Decimal]]:
 
 
 def provision(app: Any, user_id: uuid.UUID) -> uuid.UUID:
-    return app.extensions["provisioner"].wallet_id_for(user_id, "user")  # type: ignore[no-any-return]
+    return app.extensions["wallet"].provisioner.wallet_id_for(user_id, "user")  # type: ignore[no-any-return]
 
 
 def fund(app: Any, user_id: uuid.UUID, amount: Decimal | str) -> None:
     """Give a user tokens the way production does: issuance into the platform wallet, then a
     reward, both settled by the real worker."""
-    wiring, system = app.extensions["wallet"], app.extensions["system_wallets"]
+    wiring, system = app.extensions["wallet"], app.extensions["wallet"].system
     provision(app, user_id)
     value = Decimal(amount)
     wait_settled(wiring.db, [transfers.mint(wiring, system, value, "test funding")])
     service = uuid.uuid4()
-    app.extensions["provisioner"].wallet_id_for(service, "service")
+    app.extensions["wallet"].provisioner.wallet_id_for(service, "service")
     reply = transfers.reward(
         wiring,
         system,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 import jwt
 from flask import current_app, g, request
 
+from app.bootstrap import wiring
 from app.config import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, Config
 from app.db import Database
 from app.domain.accounts import Role, is_reserved
@@ -135,7 +136,7 @@ def bearer_identity() -> tuple[uuid.UUID, str]:
     is asked) when the token is missing or invalid."""
     identity: tuple[uuid.UUID, str] | AuthenticationError | None = g.get("bearer_identity")
     if identity is None:
-        config = current_app.extensions["wallet"].config
+        config = wiring().config
         try:
             identity = decode_token(
                 config.jwt_secret,
@@ -156,18 +157,18 @@ def authenticate() -> Principal:
     costs no database statement (the provisioner remembers them). A token naming a system
     account's id is refused (403) and audited before anything is looked up or provisioned: a
     valid signature on one means the token issuer is misused or compromised."""
-    wiring = current_app.extensions["wallet"]
+    adapters = wiring()
     try:
         user_id, role = bearer_identity()
     except AuthenticationError as error:
-        _failed(wiring.db, error)
+        _failed(adapters.db, error)
         raise
     if is_reserved(user_id):
         audit.record_alone(
-            wiring.db, "auth.reserved_subject", actor_id=None, target=user_id, role=role
+            adapters.db, "auth.reserved_subject", actor_id=None, target=user_id, role=role
         )
         raise ReservedSubjectError("the token names a system account")
-    wallet_id = current_app.extensions["provisioner"].wallet_id_for(user_id, role)
+    wallet_id = adapters.provisioner.wallet_id_for(user_id, role)
     principal = Principal(user_id=user_id, role=role, wallet_id=wallet_id)
     g.principal = principal
     return principal

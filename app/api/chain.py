@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
@@ -37,9 +36,7 @@ def create_deposit(args: dict[str, Any]) -> Any:
     """Request a deposit: pay the returned Solana Pay `payment_url` from any wallet; the deposit
     is credited once the payment is finalized, and expires unpaid after `expires_at`. A user may
     have DEPOSIT_MAX_OPEN_PER_USER awaiting payment at once (409 `too_many_open_deposits`)."""
-    request = deposits.create(
-        wiring(), current_app.extensions["system_wallets"], _caller(), args["amount"]
-    )
+    request = deposits.create(wiring(), wiring().system, _caller(), args["amount"])
     return {"success": True, "status": "pending", **request.__dict__}
 
 
@@ -61,7 +58,7 @@ def create_withdrawal(args: dict[str, Any]) -> Any:
     return reply(
         withdrawals.request(
             wiring(),
-            current_app.extensions["system_wallets"],
+            wiring().system,
             _caller(),
             idempotency_for(args),
             args["amount"],

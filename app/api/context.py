@@ -1,15 +1,11 @@
-"""Accessors for the adapters wired into the running app."""
+"""What API handlers reach the running app's adapters through."""
 
 from __future__ import annotations
 
-from flask import current_app
-
-from app.bootstrap import Wiring
+from app.bootstrap import wiring
 from app.db import Database
 
-
-def wiring() -> Wiring:
-    return current_app.extensions["wallet"]  # type: ignore[no-any-return]
+__all__ = ["db", "wiring"]
 
 
 def db() -> Database:

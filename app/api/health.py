@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 
 from app import metrics
+from app.bootstrap import wiring
 from app.domain.errors import AuthenticationError
 
 bp = Blueprint("health", __name__)
@@ -22,7 +23,7 @@ def healthz() -> Response:
 def prometheus_metrics() -> Response:
     """Prometheus exposition (all processes when PROMETHEUS_MULTIPROC_DIR is set). Protected by a
     bearer token when METRICS_TOKEN is set."""
-    token = current_app.extensions["wallet"].config.metrics_token
+    token = wiring().config.metrics_token
     if token and not hmac.compare_digest(
         request.headers.get("Authorization", ""), f"Bearer {token}"
     ):
@@ -33,16 +34,16 @@ def prometheus_metrics() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    wiring = current_app.extensions["wallet"]
+    adapters = wiring()
     checks: dict[str, str] = {}
     try:
-        with wiring.db.engine.connect() as connection:
+        with adapters.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
     try:
-        wiring.redis.ping()
+        adapters.redis.ping()
         checks["redis"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["redis"] = f"unavailable: {type(exc).__name__}"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app
 from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
@@ -50,13 +49,13 @@ def charge(args: dict[str, Any]) -> Any:
     return reply(
         transfers.charge(
             wiring(),
-            current_app.extensions["system_wallets"],
+            wiring().system,
             current_principal().user_id,
             idempotency_for(args),
             user_id=args["user_id"],
             amount=args["amount"],
             reason=args["reason"],
-            provisioner=current_app.extensions["provisioner"],
+            provisioner=wiring().provisioner,
         )
     )
 
@@ -73,11 +72,11 @@ def reward(args: dict[str, Any]) -> Any:
     return reply(
         transfers.reward(
             wiring(),
-            current_app.extensions["system_wallets"],
+            wiring().system,
             current_principal().user_id,
             idempotency_for(args),
             items,
-            provisioner=current_app.extensions["provisioner"],
+            provisioner=wiring().provisioner,
         )
     )
 
@@ -112,7 +111,7 @@ def place_hold(args: dict[str, Any]) -> Any:
     return reply(
         escrow.place(
             wiring(),
-            current_app.extensions["provisioner"],
+            wiring().provisioner,
             current_principal().user_id,
             idempotency_for(args),
             escrow.HoldRequest(
@@ -135,8 +134,8 @@ def capture_hold(args: dict[str, Any], hold_id: uuid.UUID) -> Any:
     return reply(
         escrow_decisions.capture(
             wiring(),
-            current_app.extensions["system_wallets"],
-            current_app.extensions["provisioner"],
+            wiring().system,
+            wiring().provisioner,
             current_principal().user_id,
             hold_id,
             amount=args["amount"],

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -157,7 +157,7 @@ def get_transaction(transaction_id: uuid.UUID) -> history.TransactionView:
     is checked against the chain on the spot."""
     return deposits.view_own(
         wiring(),
-        current_app.extensions["system_wallets"],
+        wiring().system,
         current_principal().wallet_id,
         transaction_id,
     )

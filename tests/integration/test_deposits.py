@@ -58,7 +58,7 @@ def test_a_paid_deposit_is_credited_once_at_finalized(app, client, db, solana, w
         reference=body["reference"],
         memo=body["transaction_id"],
     )
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     tx_id = uuid.UUID(body["transaction_id"])
     assert deposits.check(wiring, system, tx_id) == "waiting"  # confirmed, not finalized yet
     solana.advance(FINALITY)
@@ -88,7 +88,7 @@ def test_an_overpayment_is_credited_in_full(app, client, db, solana, wiring) -> 
         memo=body["transaction_id"],
     )
     solana.advance(FINALITY)
-    deposits.check(wiring, app.extensions["system_wallets"], uuid.UUID(body["transaction_id"]))
+    deposits.check(wiring, app.extensions["wallet"].system, uuid.UUID(body["transaction_id"]))
     wait_settled(db, [body["transaction_id"]])
     assert balance(db, user) == Decimal("12.5")
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
@@ -97,7 +97,7 @@ def test_an_overpayment_is_credited_in_full(app, client, db, solana, wiring) -> 
 def test_underpaid_and_wrong_mint_payments_are_not_credited(
     app, client, db, solana, wiring
 ) -> None:  # type: ignore[no-untyped-def]
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     treasury = solana.treasury_keypair.pubkey()
     under_user, wrong_user = uuid.uuid4(), uuid.uuid4()
     under = _request(client, under_user, "25")
@@ -135,7 +135,7 @@ def test_underpaid_and_wrong_mint_payments_are_not_credited(
 def test_an_unpaid_deposit_expires_and_a_late_payment_is_still_credited(  # type: ignore[no-untyped-def]
     app, client, db, solana, wiring
 ) -> None:
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     user = uuid.uuid4()
     body = _request(client, user, "7")
     tx_id = uuid.UUID(body["transaction_id"])
@@ -226,7 +226,7 @@ def test_viewing_an_unpaid_deposit_asks_the_chain_at_most_once_per_interval(  # 
         return real_check(*args, **kwargs)
 
     monkeypatch.setattr(deposits, "check", counting_check)
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     wallet_id = _tx(db, tx_id).credit_wallet_id
     for _ in range(5):
         seen = deposits.view_own(limited, system, wallet_id, tx_id)

@@ -38,7 +38,7 @@ def _transfer(client, sender, recipient, amount) -> dict[str, Any]:  # type: ign
 
 def _admin(app) -> uuid.UUID:  # type: ignore[no-untyped-def]
     admin = uuid.uuid4()
-    app.extensions["provisioner"].wallet_id_for(admin, "admin")
+    app.extensions["wallet"].provisioner.wallet_id_for(admin, "admin")
     return admin
 
 
@@ -255,7 +255,7 @@ def test_a_released_withdrawal_is_debited_and_lands_on_chain(  # type: ignore[no
     assert balance(db, alice) == Decimal("750") and wallet(db, alice).held == 0
     wait_until(lambda: token_balance(solana, external.pubkey()) == Decimal(200))
     solana.advance(33)
-    assert withdrawals.process(wiring, app.extensions["system_wallets"], uuid.UUID(tx_id)) == (
+    assert withdrawals.process(wiring, app.extensions["wallet"].system, uuid.UUID(tx_id)) == (
         "completed"
     )
     assert status_of(db, tx_id) == "completed"

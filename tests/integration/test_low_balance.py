@@ -313,7 +313,7 @@ def test_a_fraud_hold_released_by_an_admin_arms_the_recipient_at_once(
     alice, bob, admin = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "12000")
     provision(app, bob)
-    app.extensions["provisioner"].wallet_id_for(admin, "admin")
+    app.extensions["wallet"].provisioner.wallet_id_for(admin, "admin")
     held = client.post(  # a large amount to a new recipient: held for review
         "/api/wallet/transfer",
         json={"recipient_id": str(bob), "amount": "11000"},

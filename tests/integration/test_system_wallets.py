@@ -105,7 +105,7 @@ def test_a_transfer_that_reached_a_system_wallet_is_not_refundable_out_of_it(  #
     user = uuid.uuid4()
     fund(app, user, "3")
     debit = provision(app, user)
-    credit = app.extensions["system_wallets"].wallet_id("issuance")
+    credit = app.extensions["wallet"].system.wallet_id("issuance")
     tx_id = uuid.uuid4()
     with db.transaction() as session:  # recorded as the API once accepted it
         seq = session.scalar(
@@ -243,7 +243,7 @@ def test_a_reserved_id_without_an_account_is_refused_before_anything_is_provisio
         assert session.scalar(select(Wallet.id).where(Wallet.user_id == future)) is None
     assert len(_reserved_audits(db, future)) >= 2
     with pytest.raises(ReservedSubjectError):
-        app.extensions["provisioner"].wallet_id_for(future, "user")
+        app.extensions["wallet"].provisioner.wallet_id_for(future, "user")
 
 
 def test_the_cli_prints_no_token_for_a_reserved_id(app) -> None:  # type: ignore[no-untyped-def]

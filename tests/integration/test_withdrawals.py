@@ -68,7 +68,7 @@ def test_a_withdrawal_lands_once_and_completes_at_finalized(
     assert balance(db, user) == Decimal(30)
     assert _tx(db, tx_id).status == "pending"
     solana.advance(FINALITY)
-    assert withdrawals.process(wiring, app.extensions["system_wallets"], tx_id) == "completed"
+    assert withdrawals.process(wiring, app.extensions["wallet"].system, tx_id) == "completed"
     tx = _tx(db, tx_id)
     assert tx.status == "completed" and tx.completed_at is not None
     status = rpc_client(solana).signature_status(tx.tx_hash)
@@ -82,7 +82,7 @@ def test_redelivery_between_send_and_confirm_sends_the_same_signature(  # type: 
 ) -> None:
     """The first send is lost (worker killed right after storing and sending); every redelivery
     rebroadcasts the stored bytes: exactly one on-chain transfer."""
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     user, external = _connected_user(app, db)
     solana.set_fault("drop_sends")
     try:
@@ -128,7 +128,7 @@ def test_a_withdrawal_beyond_the_treasury_fails_and_the_balance_is_restored(  # 
 
 
 def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solana, wiring) -> None:  # type: ignore[no-untyped-def]
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     user, external = _connected_user(app, db)
     tx_id = uuid.UUID(_withdraw(client, user, "3").get_json()["transaction_id"])
     wait_until(lambda: token_balance(solana, external.pubkey()) == Decimal(3))
@@ -150,7 +150,7 @@ def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solan
 def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(  # type: ignore[no-untyped-def]
     app, client, db, solana, wiring
 ) -> None:
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     user, external = _connected_user(app, db)
     solana.set_fault("drop_sends")
     try:
@@ -210,7 +210,7 @@ def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_comple
 ) -> None:
     """Issue 10 item 10: refunding on the rebroadcast's refusal while the first copy could still
     land would pay out twice."""
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     user, external = _connected_user(app, db)
     tx_id = _sent_but_dropped(client, db, solana, user, "5")
     restore = _drain_treasury(solana)
@@ -233,7 +233,7 @@ def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_comple
 def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_view(  # type: ignore[no-untyped-def]
     app, client, db, solana, wiring
 ) -> None:
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     user, external = _connected_user(app, db)
     tx_id = _sent_but_dropped(client, db, solana, user, "6")
     restore = _drain_treasury(solana)

@@ -6,8 +6,8 @@ import logging
 
 from celery import shared_task
 
+from app.bootstrap import wiring
 from app.services import low_balance
-from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
 

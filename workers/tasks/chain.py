@@ -6,18 +6,17 @@ import logging
 import uuid
 
 from celery import shared_task
-from flask import current_app
 
 from app import queue
+from app.bootstrap import wiring
 from app.chain.rpc import ChainUnavailableError
 from app.services import deposits, withdrawals
-from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
 
 
 def _system():  # type: ignore[no-untyped-def]
-    return current_app.extensions["system_wallets"]
+    return wiring().system
 
 
 @shared_task(name=queue.PROCESS_WITHDRAWAL, ignore_result=True)

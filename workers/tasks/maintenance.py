@@ -6,8 +6,8 @@ import logging
 
 from celery import shared_task
 
+from app.bootstrap import wiring
 from app.services import escrow_expiry, gauges, idempotency, invariants, step_up
-from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
 

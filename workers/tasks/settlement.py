@@ -7,8 +7,8 @@ import logging
 from celery import shared_task
 
 from app import queue
+from app.bootstrap import wiring
 from app.services import settlement
-from workers.wiring import wiring
 
 log = logging.getLogger(__name__)
 
