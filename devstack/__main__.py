@@ -1,7 +1,9 @@
 """`python -m devstack run`: the whole system on one machine (what `make run` calls).
 
 For each of DATABASE_URL / REDIS_URL that is unset, an embedded server is started with its data
-under var/; migrations run; then honcho starts the Procfile (API, worker, beat, Flower). Ctrl-C or
+under var/ (`DEVSTACK_VAR_DIR` to put it elsewhere); migrations run; then supervisord
+(devstack/supervision.py) runs the Procfile's processes (API, worker, beat, Flower) and, unless
+SOLANA_RPC_URL is set, the local Solana cluster, restarting any of them that exits. Ctrl-C or
 SIGTERM stops everything this started, embedded servers included. A second run reuses var/.
 
 The embedded PostgreSQL has two roles, as production should: migrations run as its superuser
@@ -25,10 +27,11 @@ from pathlib import Path
 from types import FrameType
 
 from app.sealing import generate_key_spec
+from devstack import supervision
 from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("DEVSTACK_VAR_DIR") or ROOT / "var").resolve()
 APP_LOGIN = "wallet_app_user"
 
 
@@ -41,10 +44,11 @@ def _secret_file(name: str, make: str) -> str:
 
 
 def run() -> int:
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = str(ROOT)
+    env["DEVSTACK_VAR_DIR"] = str(VAR)  # the Procfile keeps beat's schedule there
     env.setdefault("APP_ENV", "development")
     env.setdefault("JWT_SECRET", _secret_file("jwt_secret", secrets.token_urlsafe(32)))
     env.setdefault(
@@ -61,6 +65,7 @@ def run() -> int:
     # Locally, a newly connected address may receive withdrawals after a minute, not a day.
     env.setdefault("WITHDRAWAL_NEW_ADDRESS_COOLDOWN_SECONDS", "60")
 
+    programs = supervision.procfile_commands(ROOT / "Procfile")
     stoppers: list[Callable[[], None]] = []
     try:
         if not env.get("DATABASE_URL"):
@@ -78,7 +83,7 @@ def run() -> int:
             port_file.write_text(str(redis.port))
             env["REDIS_URL"] = redis.url
         if not env.get("SOLANA_RPC_URL"):
-            stoppers.append(_start_local_cluster(env))
+            programs = {"solana": _local_cluster(env), **programs}
 
         subprocess.run(
             [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True
@@ -86,52 +91,47 @@ def run() -> int:
         _write_stack_env(env)
         _banner(env)
         processes_env = {k: v for k, v in env.items() if k != "MIGRATION_DATABASE_URL"}
-        honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", "Procfile"],
+        conf = VAR / "supervisord.conf"
+        conf.write_text(supervision.config(programs, directory=ROOT, var=VAR))
+        supervisord = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
             cwd=ROOT,
             env=processes_env,
         )
 
         def forward(signum: int, _frame: FrameType | None) -> None:
-            if honcho.poll() is None:
-                honcho.send_signal(signum)
+            if supervisord.poll() is None:
+                supervisord.send_signal(signum)
 
         signal.signal(signal.SIGTERM, forward)
         signal.signal(signal.SIGINT, forward)
-        return honcho.wait()
+        return supervisord.wait()
     finally:
         for stop in reversed(stoppers):
             stop()
 
 
-def _start_local_cluster(env: dict[str, str]) -> Callable[[], None]:
-    """The local Solana cluster (devstack/solana) on SOLANA_RPC_PORT (8899), state in var/solana;
-    the app learns the mint and treasury from the cluster.json it writes."""
+def _local_cluster(env: dict[str, str]) -> str:
+    """The command of the local Solana cluster (devstack/solana) on SOLANA_RPC_PORT (8899), state
+    in var/solana. The app learns the mint and treasury from the cluster.json it writes, so on
+    the first run the cluster is started once here to create them; then supervisord runs it."""
     port = env.get("SOLANA_RPC_PORT", "8899")
     state = VAR / "solana"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack.solana", "--state-dir", str(state), "--port", port],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    ready = process.stdout.readline()  # the cluster prints one line once it serves
-    if "ready" not in ready:
-        process.kill()
-        raise RuntimeError(f"local Solana cluster failed to start: {ready!r}")
+    command = [sys.executable, "-m", "devstack.solana", "--state-dir", str(state), "--port", port]
+    if not (state / "cluster.json").exists():
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None
+        ready = process.stdout.readline()  # the cluster prints one line once it serves
+        process.terminate()
+        process.wait(10)
+        if "ready" not in ready:
+            raise RuntimeError(f"local Solana cluster failed to start: {ready!r}")
     info = json.loads((state / "cluster.json").read_text())
-    env["SOLANA_RPC_URL"] = info["rpc_url"]
+    env["SOLANA_RPC_URL"] = f"http://127.0.0.1:{port}"
     env.setdefault("TOKEN_MINT", info["mint"])
     env.setdefault("TREASURY_ADDRESS", info["treasury"])
     env.setdefault("TREASURY_KEYPAIR", info["treasury_keypair_path"])
-
-    def stop() -> None:
-        process.terminate()
-        process.wait(10)
-
-    return stop
+    return shlex.join(command)
 
 
 STACK_ENV = (  # the app's view: DATABASE_URL is the app role, the owner's URL stays out

@@ -57,3 +57,14 @@ def test_compose_requires_the_secrets_and_runs_outside_development() -> None:
         for name in ("JWT_SECRET", "WALLET_DATA_KEY"):
             assert environment[name].startswith(f"${{{name}:?"), (service, name)
         assert environment["APP_ENV"] != "development", service
+
+
+def test_compose_restarts_every_long_running_service_and_checks_its_health() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    one_shot = {"db-roles", "migrate"}
+    for name, service in compose.items():
+        if name in one_shot:
+            assert service["restart"] == "on-failure", name
+        else:
+            assert service["restart"] == "unless-stopped", name
+            assert service["healthcheck"]["test"], name
