@@ -1,13 +1,26 @@
-"""Celery configuration. Delivery is at-least-once (Redis broker): tasks are idempotent, acked
-late, re-run if their worker dies, and the visibility timeout exceeds the hard time limit so a
-long task is never handed to a second worker while the first still runs."""
+"""Celery configuration. Delivery is at-least-once (Redis or RabbitMQ broker): tasks are
+idempotent, acked late, re-run if their worker dies, and (Redis) the visibility timeout exceeds
+the hard time limit so a long task is never handed to a second worker while the first still runs.
+
+Broker restarts: the worker keeps retrying the broker forever instead of exiting after 100
+attempts, and probes idle broker connections (Redis health checks, AMQP heartbeats) so a restarted
+broker is noticed within seconds. One known way out remains: kombu's Redis transport can raise
+`AttributeError: 'NoneType' object has no attribute 'hostname'` (or `… 'client'`) from
+`Channel._connparams` while it closes a connection the broker already dropped, and the worker
+exits (celery/kombu#582; the same code is still in kombu 5.7.0, the newest release, so there is
+no fixed version to pin: requirements.txt pins 5.7.0). That exit is why `make run` supervises
+every process (devstack/supervision.py) and docker-compose restarts them: the worker comes back
+and the redelivered tasks are idempotent.
+"""
 
 from app.config import Config
 
 # The same declarations as every other process (app/config.py): periods and the broker URL.
+# CELERY_BROKER_URL selects another broker (RabbitMQ: amqp://user:pass@host:5672/vhost); by
+# default the broker is REDIS_URL. The API publishes to the same broker.
 _config = Config.from_env()
 
-broker_url = _config.redis_url
+broker_url = _config.celery_broker_url
 result_backend = None
 task_ignore_result = True
 
@@ -15,8 +28,28 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 task_time_limit = 120
 task_soft_time_limit = 100
-broker_transport_options = {"visibility_timeout": 300}  # > task_time_limit
+
+broker_connection_retry = True
 broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # never give up on the broker (the default exits after 100)
+broker_connection_timeout = 5
+# A task still running when the broker connection drops finishes; its message was not acked, so
+# it is redelivered (Redis: after the visibility timeout; RabbitMQ: at once) and runs again, which
+# idempotent tasks allow. (Celery's default today; set so its warning on every reconnect is moot.)
+worker_cancel_long_running_tasks_on_connection_loss = False
+# AMQP: heartbeats every 10 s find a dead RabbitMQ connection (the default is 120 s).
+broker_heartbeat = 10
+broker_transport_options: dict[str, object] = (
+    {
+        "visibility_timeout": 300,  # > task_time_limit
+        "health_check_interval": 10,  # PING idle connections, so a restarted Redis is noticed
+        "socket_keepalive": True,
+        "socket_connect_timeout": 5,
+        "retry_on_timeout": True,
+    }
+    if broker_url.startswith(("redis://", "rediss://", "redis+socket://"))
+    else {"confirm_publish": True}  # RabbitMQ: a publish returns once the broker has the message
+)
 worker_prefetch_multiplier = 1
 task_serializer = "json"
 accept_content = ["json"]

@@ -38,7 +38,11 @@ def bootstrap(config: Config) -> Wiring:
         config=config,
         db=db,
         redis=client,
-        queue=TaskQueue(config.redis_url, client),
+        queue=TaskQueue(
+            config.celery_broker_url,
+            client,
+            broker_is_redis_client=config.celery_broker_url == config.redis_url,
+        ),
         chain=SolanaRpcClient(
             config.solana_rpc_url, timeout=config.rpc_timeout_seconds, retries=config.rpc_retries
         ),

@@ -67,6 +67,14 @@ class Config:
         "Celery broker, locks, rate limits, pub/sub",
         shown=f"{_MAKE_RUN}`{DEV_REDIS_URL}`",
     )
+    broker_url: str = setting(
+        "CELERY_BROKER_URL",
+        "",
+        "the Celery broker for worker, beat and API when it is not REDIS_URL, e.g. RabbitMQ"
+        " `amqp://user:pass@host:5672/vhost` (Redis stays required for rate limits, kicks,"
+        " pub/sub)",
+        shown="`REDIS_URL`",
+    )
     # Bearer tokens
     jwt_secret: str = setting(
         "JWT_SECRET",
@@ -347,6 +355,10 @@ class Config:
         " 0 = the peer address is the client, for rate limits, audit and logs",
     )
     domain: str = setting("APP_DOMAIN", "localhost", "domain in wallet sign-in messages")
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:

@@ -34,7 +34,10 @@ def _carry_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
 
 
 class TaskQueue:
-    def __init__(self, broker_url: str, redis_client: redis.Redis) -> None:
+    def __init__(
+        self, broker_url: str, redis_client: redis.Redis, *, broker_is_redis_client: bool = True
+    ) -> None:
+        self._broker_is_redis_client = broker_is_redis_client
         self._celery = Celery("wallet-producer", set_as_current=False)
         self._celery.config_from_object("celeryconfig")
         self._celery.conf.broker_url = broker_url
@@ -52,6 +55,18 @@ class TaskQueue:
         except Exception as exc:  # noqa: BLE001 - any broker failure: the sweeper recovers
             log.warning("could not enqueue %s%s: %s", name, args, exc)
             return False
+
+    def depth(self, queue: str) -> int | None:
+        """Messages waiting in `queue`; None while the broker cannot be asked."""
+        try:
+            if self._broker_is_redis_client:  # the broker is REDIS_URL: one LLEN
+                return int(self._redis.llen(queue))
+            with self._celery.connection_for_write() as connection:  # RabbitMQ, another Redis
+                declared = connection.default_channel.queue_declare(queue, passive=True)
+                return int(declared.message_count)
+        except Exception as exc:  # noqa: BLE001 - a gauge is skipped, never fails the job
+            log.warning("queue depth of %s unavailable: %s", queue, exc)
+            return None
 
     def kick_settlement(self, shard: int, *, force: bool = False) -> None:
         """Ask for shard `shard` to be settled. A short-lived flag coalesces a burst of kicks into

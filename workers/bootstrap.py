@@ -28,7 +28,7 @@ def make_celery(flask_app: Flask | None = None) -> Celery:
 
     celery = Celery("wallet", task_cls=AppContextTask)
     celery.config_from_object("celeryconfig")
-    celery.conf.broker_url = app.extensions["wallet"].config.redis_url
+    celery.conf.broker_url = app.extensions["wallet"].config.celery_broker_url
     celery.set_default()
     app.extensions["celery"] = celery
     return celery

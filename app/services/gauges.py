@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import redis
 from sqlalchemy import text
 
 from app import metrics
@@ -14,12 +13,11 @@ QUEUES = ("default", "settlement", "chain")
 def refresh(wiring: Wiring) -> dict[str, float]:
     values: dict[str, float] = {}
     for queue in QUEUES:
-        try:
-            depth = float(wiring.redis.llen(queue))
-        except redis.RedisError:
+        depth = wiring.queue.depth(queue)
+        if depth is None:
             continue
         metrics.QUEUE_DEPTH.labels(queue).set(depth)
-        values[f"queue:{queue}"] = depth
+        values[f"queue:{queue}"] = float(depth)
     with wiring.db.transaction() as session:
         average, pending = session.execute(
             text(
