@@ -47,7 +47,10 @@ class Database:
         """A driver cursor on a pooled connection in autocommit mode, for the hot single
         statements (accepting a request, the wallet overview, one transaction): one round trip
         and none of the ORM's or Core's per-statement work (rows are named tuples)."""
-        pooled = self.engine.raw_connection()
+        try:
+            pooled = self.engine.raw_connection()  # connects, or pings an idle connection
+        except (OperationalError, psycopg.OperationalError) as exc:  # the pool does not wrap
+            raise ServiceUnavailableError("database unavailable") from exc
         driver: psycopg.Connection[Any] = pooled.driver_connection  # type: ignore[assignment]
         try:
             driver.autocommit = True

@@ -230,6 +230,18 @@ def test_sweeper_completes_a_transfer_whose_enqueue_was_lost(app, config, db, wi
     assert balance(db, bob) == Decimal(2)
 
 
+def test_a_failed_connection_checkout_for_a_single_statement_is_unavailable() -> None:
+    """Found by the chaos suite: a transfer whose pool checkout failed (PostgreSQL restarting)
+    was answered 500 instead of 503."""
+    from app.db import Database
+    from app.domain.errors import ServiceUnavailableError
+
+    offline = Database("postgresql+psycopg://x@127.0.0.1:1/none")
+    with pytest.raises(ServiceUnavailableError), offline.cursor():
+        pass
+    offline.dispose()
+
+
 def test_an_unreachable_database_answers_503_to_a_transfer(config) -> None:  # type: ignore[no-untyped-def]
     from app import create_app
 
