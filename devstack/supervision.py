@@ -20,6 +20,7 @@ import getpass
 import shlex
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 STARTSECS = 3
 # Backoff grows by a second per failed start; this many before supervisord gives up (FATAL):
@@ -92,3 +93,20 @@ def _section(title: str, **values: object) -> str:
     # supervisord's ini values interpolate %(name)s: a literal % must be doubled.
     lines = [f"[{title}]"] + [f"{k}={str(v).replace('%', '%%')}" for k, v in values.items()]
     return "\n".join(lines) + "\n"
+
+
+def program_pid(var: Path, name: str) -> int:
+    """The pid of program `name` under the supervisord whose socket is in `var`; 0 while it is
+    not running (or supervisord does not answer)."""
+    import http.client
+    import xmlrpc.client
+
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{var / 'supervisor.sock'}")
+    rpc = xmlrpc.client.ServerProxy("http://localhost", transport)
+    try:
+        info: Any = rpc.supervisor.getProcessInfo(name)
+    except (OSError, http.client.HTTPException, xmlrpc.client.Fault):
+        return 0
+    return int(info["pid"]) if info["statename"] == "RUNNING" else 0

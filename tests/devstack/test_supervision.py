@@ -3,17 +3,14 @@ keep running, and SIGINT (Ctrl-C) stops them all."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
 import sys
-import xmlrpc.client
 from pathlib import Path
 from typing import Any
 
 import pytest
-from supervisor.xmlrpc import SupervisorTransport
 
 from devstack import supervision
 from tests.support import wait_until
@@ -53,15 +50,7 @@ def supervised(tmp_path: Path) -> Any:
     )
 
     def pid(name: str) -> int:
-        socket = f"unix://{tmp_path}/supervisor.sock"
-        rpc: Any = xmlrpc.client.ServerProxy(
-            "http://localhost", SupervisorTransport(None, None, socket)
-        )
-        try:
-            info = rpc.supervisor.getProcessInfo(name)
-        except (OSError, http.client.HTTPException, xmlrpc.client.Fault):
-            return 0  # supervisord not serving yet
-        return int(info["pid"]) if info["statename"] == "RUNNING" else 0
+        return supervision.program_pid(tmp_path, name)
 
     try:
         yield process, pid
