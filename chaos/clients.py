@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from solders.keypair import Keypair
 
 RETRY_FOR_SECONDS = 180.0  # longer than any outage the suite causes
+WITHDRAWALS_PER_ROUND = 2
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,8 @@ class Client(threading.Thread):
         while not self.stop_event.is_set():
             if self.rounds is not None and self.rounds.round != self._round:
                 self._round = self.rounds.round
-                self.post("withdrawal", None, Decimal(self.random.randint(1, 3)))
+                for _ in range(WITHDRAWALS_PER_ROUND):
+                    self.post("withdrawal", None, Decimal(self.random.randint(1, 3)))
                 continue
             recipient = self.random.choice(self.others)
             amount = Decimal(self.random.randint(1, 200)) / 100

@@ -31,17 +31,20 @@ class Profile:
     clients: int
     withdrawers: int  # clients with a connected wallet
     pool_kill_every: float
-    # seconds into the traffic: (worker main kill, withdrawal round + Solana kill 2 s later,
-    # Redis crash, PostgreSQL immediate stop); stores stay down `outage` seconds.
+    # Seconds into the traffic: the worker main kill; a withdrawal round, then the Solana kill
+    # as soon as a withdrawal is on the chain awaiting finality; the Redis crash; the PostgreSQL
+    # immediate stop (each store stays down `outage` seconds). Events run in order, each after
+    # the previous one has finished.
     worker_kill_at: float
+    withdrawals_at: float
     solana_kill_at: float
     redis_crash_at: float
     postgres_stop_at: float
     outage: float
 
 
-FULL = Profile(60, 8, 2, 2.5, 8, 16, 26, 42, 4)
-SHORT = Profile(24, 4, 2, 4.0, 3, 7, 11, 17, 2)
+FULL = Profile(60, 8, 2, 2.5, 8, 10, 14, 26, 42, 4)
+SHORT = Profile(24, 4, 2, 4.0, 3, 4, 6, 11, 17, 2)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Faults:
     pool_kills: int = 0
     worker_kills: int = 0
     solana_kills: int = 0
+    withdrawals_on_chain_at_kill: int = 0
     redis_crashes: int = 0
     postgres_crashes: int = 0
     worker_exits_on_broker_restart: int = 0
@@ -94,7 +98,7 @@ class Chaos(threading.Thread):
         events = sorted(
             [
                 (p.worker_kill_at, self._kill_worker),
-                (p.solana_kill_at - 2, self.rounds.start),
+                (p.withdrawals_at, self._start_withdrawals),
                 (p.solana_kill_at, self._kill_solana),
                 (p.redis_crash_at, self._crash_redis),
                 (p.postgres_stop_at, self._crash_postgres),
@@ -116,6 +120,9 @@ class Chaos(threading.Thread):
             else:
                 time.sleep(0.1)
 
+    def _start_withdrawals(self) -> None:
+        self.rounds.start()
+
     def _kill_worker(self) -> None:
         main = self.stack.pid("worker")
         if main and _kill(main):
@@ -123,13 +130,29 @@ class Chaos(threading.Thread):
             _wait(lambda: self.stack.pid("worker") not in (0, main), 30)
 
     def _kill_solana(self) -> None:
+        # While withdrawals are in flight: sent to the cluster, not yet finalized.
+        _wait(lambda: self._withdrawals_on_chain() > 0, 60)
+        self.faults.withdrawals_on_chain_at_kill = self._withdrawals_on_chain()
         pid = self.stack.pid("solana")
         if pid and _kill(pid):
             self.faults.solana_kills += 1
             if not _wait(self.stack.solana_healthy, 60):  # supervisord restarts it
                 raise RuntimeError("the local Solana cluster did not come back")
 
+    def _withdrawals_on_chain(self) -> int:
+        try:
+            with self.stack.owner_connection() as conn:
+                row = conn.execute(
+                    "SELECT COUNT(*) FROM transactions WHERE kind = 'withdrawal'"
+                    " AND status = 'pending' AND stage = 'on_chain' AND chain_sends > 0"
+                ).fetchone()
+        except Exception:  # noqa: BLE001 - asked again
+            return 0
+        return int(row[0]) if row else 0
+
     def _crash_redis(self) -> None:
+        # supervisord reports a pid once the worker has run STARTSECS (RUNNING).
+        _wait(lambda: self.stack.pid("worker"), 30)
         worker = self.stack.pid("worker")
         self.stack.redis.crash()
         self.faults.redis_crashes += 1
@@ -137,7 +160,7 @@ class Chaos(threading.Thread):
         self.stack.redis.start_again()
         # Did the worker main process exit over the broker restart (kombu#582)? Give it time to
         # notice and reconnect (or die and be restarted by supervisord).
-        time.sleep(3)
+        time.sleep(5)
         if self.stack.pid("worker") != worker:
             self.faults.worker_exits_on_broker_restart += 1
 
@@ -153,6 +176,7 @@ class Result:
     tally: Tally
     faults: Faults
     max_time_to_terminal: float
+    withdrawals: Counter[str]  # landed (completed) / refunded (failed)
     failures: list[str]
 
     @property
@@ -165,9 +189,11 @@ class Result:
         server_errors = {s: n for s, n in sorted(t.statuses.items()) if s > 500 and s != 503}
         return (
             f"chaos {'PASS' if self.passed else 'FAIL'}: accepted={len(t.accepted)}"
-            f" (transfers={kinds['transfer']} withdrawals={kinds['withdrawal']})"
+            f" (transfers={kinds['transfer']} withdrawals={kinds['withdrawal']}:"
+            f" landed {self.withdrawals['landed']}, refunded {self.withdrawals['refunded']})"
             f" refused={sum(t.refused.values())} replays={t.replays}"
             f" kills=pool:{f.pool_kills},worker:{f.worker_kills},solana:{f.solana_kills}"
+            f" (withdrawals on chain then: {f.withdrawals_on_chain_at_kill})"
             f" crashes=redis:{f.redis_crashes},postgres:{f.postgres_crashes}"
             f" 503s={t.statuses[503]} 500s={t.statuses[500]} other5xx={server_errors or 0}"
             f" connection_errors={t.connection_errors}"
@@ -227,10 +253,12 @@ def _exercise(stack: ChaosStack, profile: Profile) -> Result:
     failures: list[str] = []
     if chaos.error is not None:
         failures.append(f"the fault schedule failed: {chaos.error!r}")
+    if not chaos.faults.withdrawals_on_chain_at_kill:
+        failures.append("no withdrawal was on the chain when the Solana cluster was killed")
     tally.statuses -= setup_statuses
     max_terminal = _check_terminal(stack, tally.accepted, failures)
     _check_balances_and_histories(stack, apis, tally.accepted, failures)
-    _check_withdrawals_on_chain(stack, mint, owners, tally.accepted, failures)
+    withdrawals = _check_withdrawals_on_chain(stack, mint, owners, tally.accepted, failures)
     check = stack.flask("ledger", "check", check=False)
     if check.returncode != 0:
         failures.append(f"ledger check failed: {check.stdout[-2000:]} {check.stderr[-2000:]}")
@@ -243,15 +271,22 @@ def _exercise(stack: ChaosStack, profile: Profile) -> Result:
         failures.append(f"{tally.unresolved} requests never got a final answer")
     if not tally.accepted:
         failures.append("nothing was accepted")
-    return Result(tally, chaos.faults, max_terminal, failures)
+    return Result(tally, chaos.faults, max_terminal, withdrawals, failures)
 
 
 def _fund(stack: ChaosStack, tally: Tally, users: list[uuid.UUID]) -> None:
     stack.flask("ledger", "mint", str(FUNDING * len(users)))
     service = Api(stack.url, issue_token(stack.jwt_secret, uuid.uuid4(), "service"), tally)
     items = [{"user_id": str(u), "amount": str(FUNDING), "reason": "chaos"} for u in users]
-    answer = service.until_answered("POST", "/api/internal/rewards", {"items": items}, "fund")
-    assert answer and answer[0] in (200, 202), answer
+    body = {"items": items}
+    deadline = time.monotonic() + 60
+    while True:  # the mint settles first (a 422 is not stored: the same key may try again)
+        answer = service.until_answered("POST", "/api/internal/rewards", body, "fund")
+        if answer and answer[0] == 422 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            continue
+        assert answer and answer[0] in (200, 202), answer
+        break
     for user in users:
         api = Api(stack.url, issue_token(stack.jwt_secret, user), tally)
         funded = _wait(lambda api=api: _balance(api) == (FUNDING, FUNDING), 60)
@@ -361,10 +396,11 @@ def _check_withdrawals_on_chain(
     owners: dict[uuid.UUID, Any],
     accepted: list[Accepted],
     failures: list[str],
-) -> None:
+) -> Counter[str]:
     """Each withdrawal: completed with exactly one signature that landed (its tx_hash), or
     failed with none landed and a completed refund."""
     rows = _rows(stack, accepted)
+    outcomes: Counter[str] = Counter()
     with stack.owner_connection() as conn:
         refunded = {
             row[0]
@@ -387,3 +423,5 @@ def _check_withdrawals_on_chain(
                 failures.append(f"withdrawal {a.tx_id}: tx_hash {tx_hash}, landed {landed}")
             if status == "failed" and (landed or a.tx_id not in refunded):
                 failures.append(f"withdrawal {a.tx_id} failed ({reason}): landed {landed}")
+            outcomes["landed" if status == "completed" else "refunded"] += 1
+    return outcomes

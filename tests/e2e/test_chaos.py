@@ -13,5 +13,6 @@ def test_nothing_is_lost_doubled_or_answered_500_while_processes_die_and_stores_
     print(result.summary())
     assert result.passed, "\n".join(result.failures)
     assert result.faults.pool_kills and result.faults.worker_kills
-    assert result.faults.solana_kills and result.faults.redis_crashes
+    assert result.faults.solana_kills and result.faults.withdrawals_on_chain_at_kill
+    assert result.faults.redis_crashes
     assert result.faults.postgres_crashes
