@@ -39,17 +39,22 @@ broker_connection_timeout = 5
 worker_cancel_long_running_tasks_on_connection_loss = False
 # AMQP: heartbeats every 10 s find a dead RabbitMQ connection (the default is 120 s).
 broker_heartbeat = 10
-broker_transport_options: dict[str, object] = (
-    {
-        "visibility_timeout": 300,  # > task_time_limit
-        "health_check_interval": 10,  # PING idle connections, so a restarted Redis is noticed
-        "socket_keepalive": True,
-        "socket_connect_timeout": 5,
-        "retry_on_timeout": True,
-    }
-    if broker_url.startswith(("redis://", "rediss://", "redis+socket://"))
-    else {"confirm_publish": True}  # RabbitMQ: a publish returns once the broker has the message
-)
+
+
+def transport_options(url: str) -> dict[str, object]:
+    """Broker options for `url` (whoever sets broker_url sets these with it)."""
+    if url.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+        return {
+            "visibility_timeout": 300,  # > task_time_limit
+            "health_check_interval": 10,  # PING idle connections: a restarted Redis is noticed
+            "socket_keepalive": True,
+            "socket_connect_timeout": 5,
+            "retry_on_timeout": True,
+        }
+    return {"confirm_publish": True}  # RabbitMQ: a publish returns once the broker has it
+
+
+broker_transport_options = transport_options(broker_url)
 worker_prefetch_multiplier = 1
 task_serializer = "json"
 accept_content = ["json"]

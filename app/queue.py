@@ -11,6 +11,7 @@ import redis
 from celery import Celery
 from celery.signals import before_task_publish
 
+import celeryconfig
 from app import logs
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class TaskQueue:
         self._celery = Celery("wallet-producer", set_as_current=False)
         self._celery.config_from_object("celeryconfig")
         self._celery.conf.broker_url = broker_url
+        self._celery.conf.broker_transport_options = celeryconfig.transport_options(broker_url)
         self._celery.conf.broker_connection_timeout = 2
         self._celery.conf.broker_connection_retry = False
         # A task-sent event is one more Redis PUBLISH per request; Flower sees the task from the

@@ -151,7 +151,12 @@ class EmbeddedRedis:
         self._wait_ready()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(
+            self._args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the processes; Redis stops after them
+        )
 
     def crash(self) -> None:
         """SIGKILL the server (the chaos suite); `start_again` brings it back with its AOF."""

@@ -8,6 +8,7 @@ from typing import Any
 from celery import Celery, Task
 from flask import Flask
 
+import celeryconfig
 from app import create_app, logs
 
 log = logging.getLogger("workers")
@@ -28,7 +29,9 @@ def make_celery(flask_app: Flask | None = None) -> Celery:
 
     celery = Celery("wallet", task_cls=AppContextTask)
     celery.config_from_object("celeryconfig")
-    celery.conf.broker_url = app.extensions["wallet"].config.celery_broker_url
+    broker_url = app.extensions["wallet"].config.celery_broker_url
+    celery.conf.broker_url = broker_url
+    celery.conf.broker_transport_options = celeryconfig.transport_options(broker_url)
     celery.set_default()
     app.extensions["celery"] = celery
     return celery

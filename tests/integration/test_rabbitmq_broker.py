@@ -1,0 +1,73 @@
+"""RabbitMQ as the broker (CELERY_BROKER_URL=amqp://…): the API publishes there and a real worker
+consumes from there, so a transfer settles without the Redis broker. Runs where a RabbitMQ
+answers at TEST_RABBITMQ_URL (default: the local server's guest login); skipped elsewhere."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from kombu import Connection
+
+from tests.conftest import auth
+from tests.support import balance, fund, provision, wait_settled
+
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+def _rabbitmq_answers() -> bool:
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+        return True
+    except Exception:  # noqa: BLE001 - anything: no RabbitMQ here
+        return False
+
+
+@pytest.fixture
+def rabbit_app(config: Any, celery_app: Any) -> Iterator[Any]:
+    if not _rabbitmq_answers():
+        pytest.skip(f"no RabbitMQ at {RABBITMQ_URL}")
+    from celery.contrib.testing.worker import start_worker
+
+    from app import create_app
+    from workers.bootstrap import make_celery
+
+    flask_app = create_app(config.replace(broker_url=RABBITMQ_URL))
+    rabbit_celery = make_celery(flask_app)
+    assert rabbit_celery.conf.broker_url.startswith("amqp://")
+    try:
+        with start_worker(
+            rabbit_celery,
+            pool="threads",
+            concurrency=2,
+            perform_ping_check=False,
+            queues=["default", "settlement", "chain"],
+            loglevel="WARNING",
+        ):
+            yield flask_app
+    finally:
+        celery_app.set_default()  # the session's (Redis) Celery app again
+        flask_app.extensions["wallet"].db.dispose()
+
+
+def test_with_rabbitmq_as_broker_a_transfer_is_published_there_and_settled(rabbit_app) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(rabbit_app, alice, "10")
+    provision(rabbit_app, bob)
+    db = rabbit_app.extensions["wallet"].db
+
+    response = rabbit_app.test_client().post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(bob), "amount": "4"},
+        headers={**auth(alice), "Idempotency-Key": str(uuid.uuid4())},
+    )
+
+    assert response.status_code == 202, response.get_json()
+    wait_settled(db, [response.get_json()["transaction_id"]])
+    assert (balance(db, alice), balance(db, bob)) == (Decimal(6), Decimal(4))
+    assert rabbit_app.extensions["wallet"].queue.depth("settlement") == 0
