@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 STARTSECS = 3
-# Backoff grows by a second per failed start; this many before supervisord gives up (FATAL):
-# about 1,000 days of retries, i.e. never while anyone waits.
+# The wait grows by a second per failed start (n seconds before try n+1) and resets once the
+# program has run STARTSECS; supervisord gives up (FATAL) only after this many failed starts in a
+# row, i.e. never while anyone waits.
 STARTRETRIES = 100_000
 STOPWAITSECS = 25
 
