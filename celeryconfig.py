@@ -35,7 +35,8 @@ broker_connection_max_retries = None  # never give up on the broker (the default
 broker_connection_timeout = 5
 # A task still running when the broker connection drops finishes; its message was not acked, so
 # it is redelivered (Redis: after the visibility timeout; RabbitMQ: at once) and runs again, which
-# idempotent tasks allow. (Celery's default today; set so its warning on every reconnect is moot.)
+# idempotent tasks allow. Celery's default today, set explicitly: Celery still warns on each lost
+# connection that 6.0 will cancel such tasks instead.
 worker_cancel_long_running_tasks_on_connection_loss = False
 # AMQP: heartbeats every 10 s find a dead RabbitMQ connection (the default is 120 s).
 broker_heartbeat = 10
