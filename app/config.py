@@ -419,6 +419,11 @@ PROCESS_SETTINGS = (
     Documented("WEB_THREADS", "`8`", "threads per worker under `gthread`"),
     Documented("SOLANA_RPC_PORT", "`8899`", "port of the local cluster (make run)"),
     Documented(
+        "DEVSTACK_VAR_DIR",
+        "`var/`",
+        "where `make run` keeps its state, embedded servers, logs and supervisord's socket",
+    ),
+    Documented(
         "PROMETHEUS_MULTIPROC_DIR",
         "`var/prometheus` (make run)",
         "shared by all processes so /metrics aggregates them",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kombu import Connection
 
-from tests.conftest import auth
+from tests.support import auth
 from tests.support import balance, fund, provision, wait_settled
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
