@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from app.bootstrap import Wiring, bootstrap
 from app.config import Config
-from app.services import settlement, transfers
+from app.services import movement, settlement, transfers
 from app.services.invariants import check
-from app.services.submission import shard_of
+from app.services.recording import shard_of
 from app.services.wallets import SystemWallets, ensure_user_wallet
 from bench.stack import ROOT, BenchStack
 
@@ -74,7 +74,7 @@ def prepare(wiring: Wiring, users: int, count: int) -> None:
         wiring,
         system,
         service,
-        transfers.Idempotency("bench-funding", "bench"),
+        movement.Idempotency("bench-funding", "bench"),
         [transfers.RewardItem(u, FUNDING, "bench") for u in user_ids],
     )
     _drain_in_process(wiring)

@@ -14,8 +14,8 @@ from solders.keypair import Keypair
 from sqlalchemy import func, select, text
 
 from app.models import LedgerEntry, Transaction, Wallet
-from app.services import transfers
-from app.services.submission import shard_of
+from app.services import movement, transfers
+from app.services.recording import shard_of
 
 JWT_SECRET = "test-secret-" + secrets.token_hex(16)
 
@@ -121,7 +121,7 @@ def fund(app: Any, user_id: uuid.UUID, amount: Decimal | str) -> None:
         wiring,
         system,
         service,
-        transfers.Idempotency(str(uuid.uuid4()), "fund"),
+        movement.Idempotency(str(uuid.uuid4()), "fund"),
         [transfers.RewardItem(user_id, value, "test funding")],
     )
     wait_settled(wiring.db, reply.body["transaction_ids"])

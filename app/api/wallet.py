@@ -32,6 +32,7 @@ from app.services import (
     escrow,
     external_balance,
     history,
+    movement,
     statement,
     step_up,
     transfers,
@@ -44,9 +45,9 @@ WALLET_ROLES = ("user", "admin")
 SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
-def _caller() -> transfers.Caller:
+def _caller() -> movement.Caller:
     principal = current_principal()
-    return transfers.Caller(principal.user_id, principal.wallet_id)
+    return movement.Caller(principal.user_id, principal.wallet_id)
 
 
 @bp.route("")

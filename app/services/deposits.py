@@ -38,7 +38,8 @@ from app.domain.money import to_wire
 from app.domain.transactions import FailureReason, Kind, Stage, Status
 from app.models import Transaction, Wallet, WalletCounters
 from app.services import audit, chain_accounts, history, notifications
-from app.services.submission import Line, Submission, advance_staged, record, shard_of
+from app.services.recording import Line, Submission, record, shard_of
+from app.services.staging import advance_staged
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
 

@@ -26,7 +26,7 @@ from app.domain.transactions import Kind, Status
 from app.services import audit, notifications
 from app.services.escrow import USER_WALLET
 from app.services.idempotency import Reply
-from app.services.submission import shard_of
+from app.services.recording import shard_of
 from app.services.wallets import Provisioner, SystemWallets
 
 _LOCK = text(

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from app.bootstrap import Wiring
 from app.services import audit, notifications
 from app.services.escrow_decisions import released_notification
-from app.services.submission import RELEASE_JOBS_LOCK
+from app.services.recording import RELEASE_JOBS_LOCK
 
 EXPIRY_BATCH = 1000
 

@@ -50,12 +50,8 @@ from app.domain.step_up import (
 from app.domain.transactions import FailureReason, Stage, Status
 from app.services import audit, notifications
 from app.services.idempotency import Reply
-from app.services.submission import (
-    RELEASE_JOBS_LOCK,
-    StepUpRequiredError,
-    Submission,
-    submit,
-)
+from app.services.recording import RELEASE_JOBS_LOCK, StepUpRequiredError, Submission
+from app.services.submission import submit
 
 EXPIRY_BATCH = 1000
 _ATTEMPTS = 3  # the connected address changing between the two round trips, again and again

@@ -9,32 +9,14 @@ from typing import Any
 
 from app.bootstrap import Wiring
 from app.db import after_commit
-from app.domain.errors import AmountTooLargeError, SelfTransferError
-from app.domain.money import to_wire
+from app.domain.errors import SelfTransferError
 from app.domain.transactions import Kind, Status
 from app.services import step_up
 from app.services.idempotency import Reply
-from app.services.submission import Line, Submission, record, submit
+from app.services.movement import Caller, Idempotency, check_limit
+from app.services.recording import Line, Submission, record
+from app.services.submission import submit
 from app.services.wallets import Provisioner, SystemWallets
-
-
-@dataclass(frozen=True)
-class Caller:
-    user_id: uuid.UUID
-    wallet_id: uuid.UUID
-
-
-@dataclass(frozen=True)
-class Idempotency:
-    key: str
-    digest: str
-
-
-def check_limit(wiring: Wiring, amount: Decimal) -> None:
-    if amount > wiring.config.max_transfer_amount:
-        raise AmountTooLargeError(
-            f"at most {to_wire(wiring.config.max_transfer_amount)} per transaction"
-        )
 
 
 def transfer(

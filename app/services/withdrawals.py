@@ -40,7 +40,8 @@ from app.domain.transactions import FailureReason, Kind, Stage, Status
 from app.models import Transaction, Wallet
 from app.services import audit, chain_accounts, notifications, step_up
 from app.services.idempotency import Reply
-from app.services.submission import Line, Submission, advance_staged, record
+from app.services.recording import Line, Submission, record
+from app.services.staging import advance_staged
 from app.services.transfers import Caller, Idempotency, check_limit, step_up_of
 from app.services.wallets import SystemWallets
 

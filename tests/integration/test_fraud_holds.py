@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from app.models import AuditLog, Transaction
 from app.services import withdrawals
-from app.services.submission import shard_of
+from app.services.recording import shard_of
 from tests.chain_support import token_account, token_balance
 from tests.support import (
     auth,

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from kombu import Connection
 
-from tests.support import auth
-from tests.support import balance, fund, provision, wait_settled
+from tests.support import auth, balance, fund, provision, wait_settled
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 

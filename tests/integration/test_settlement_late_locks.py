@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from app.models import LedgerEntry
 from app.services import batch_writes, settlement
 from app.services.invariants import check
-from app.services.submission import shard_of
+from app.services.recording import shard_of
 from tests.support import balance, fund, provision, record_unchecked, status_of
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -13,7 +13,7 @@ from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_I
 from app.domain.errors import ReservedSubjectError, WalletNotFoundError
 from app.domain.transactions import Kind
 from app.models import AuditLog, Transaction, User, Wallet, WalletCounters
-from app.services.submission import Line, Submission, record, shard_of
+from app.services.recording import Line, Submission, record, shard_of
 from tests.support import auth, balance, fund, provision, wait_settled
 
 pytestmark = pytest.mark.usefixtures("worker")

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.models import LedgerEntry, Transaction
-from app.services.submission import shard_of
+from app.services.recording import shard_of
 from tests.support import (
     auth,
     balance,
