@@ -1,4 +1,7 @@
-"""The transaction state machine, the kinds of money movement and their stages."""
+"""The kinds of money movement, their statuses and stages.
+
+A status only moves forward: PENDING → [HELD →] COMPLETED | FAILED. The writers enforce it in
+SQL (every status change is a compare-and-set on the status it moves from), not in Python."""
 
 from __future__ import annotations
 
@@ -35,21 +38,6 @@ class Stage(enum.StrEnum):
     # A high-value transfer or withdrawal, reserved but unsequenced, until the connected wallet
     # signs its confirmation (step-up).
     AWAITING_CONFIRMATION = "awaiting_confirmation"
-
-
-_ALLOWED = {
-    Status.PENDING: {Status.HELD, Status.COMPLETED, Status.FAILED},
-    # Released: COMPLETED (a withdrawal goes back to PENDING at stage `on_chain`, debited and
-    # waiting for the chain, as the batch would have left it). Rejected: FAILED.
-    Status.HELD: {Status.PENDING, Status.COMPLETED, Status.FAILED},
-    Status.COMPLETED: set(),
-    Status.FAILED: set(),
-}
-
-
-def can_move(old: Status, new: Status) -> bool:
-    """A status only moves forward: PENDING → [HELD →] COMPLETED | FAILED."""
-    return new in _ALLOWED[old]
 
 
 class FailureReason(enum.StrEnum):

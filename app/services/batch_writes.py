@@ -50,13 +50,13 @@ class ReadState:
         return cls(w.balance, w.held, w.released, w.settled_seq, w.is_active)
 
 
-def _sql_text(value: str | None) -> str:
-    return "NULL::text" if value is None else "'" + value.replace("'", "''") + "'"
-
-
-_OUTCOME_KIND_ROWS = ", ".join(
-    f"({_sql_text(kind)}, {_sql_text(status)}, {_sql_text(debit)}, {_sql_text(credit)})"
-    for (kind, status), (debit, credit) in OUTCOME_KINDS.items()
+# Who is told of which outcome (app/domain/notifications.py), passed to the statement as a
+# parameter: (transaction kind, status) → the notification kind of the debit and credit sides.
+_OUTCOME_KINDS = json_rows(
+    [
+        {"tx_kind": kind, "status": status, "debit_kind": debit, "credit_kind": credit}
+        for (kind, status), (debit, credit) in OUTCOME_KINDS.items()
+    ]
 )
 _SETTLE_STATUSES = text(
     """
@@ -93,7 +93,7 @@ _LOCK_WALLETS = text(
     """
 )
 _POST = text(
-    f"""
+    """
     WITH v AS MATERIALIZED (
         SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb))
                AS v(id uuid, kind text, status text, reason text, amount numeric,
@@ -135,7 +135,8 @@ _POST = text(
                CAST(:webhook AS text),
                CASE WHEN CAST(:webhook AS text) IS NULL THEN NULL ELSE now() END
           FROM v
-          JOIN (VALUES {_OUTCOME_KIND_ROWS}) AS k(tx_kind, status, debit_kind, credit_kind)
+          JOIN jsonb_to_recordset(CAST(:outcome_kinds AS jsonb))
+               AS k(tx_kind text, status text, debit_kind text, credit_kind text)
             ON k.tx_kind = v.kind AND k.status = v.status
          CROSS JOIN LATERAL (VALUES (1, v.du, k.debit_kind, -v.amount, v.db),
                                     (2, v.cu, k.credit_kind, v.amount, v.cb))
@@ -246,6 +247,7 @@ def write(
             "request_id": request_id,
             "webhook": "pending" if webhooks else None,
             "alert_threshold": alert_threshold,
+            "outcome_kinds": _OUTCOME_KINDS,
         },
     ).one()
     return list(zip(told.ids or [], told.users or [], strict=True))
