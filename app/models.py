@@ -5,6 +5,7 @@ The schema itself is owned by Alembic (`migrations/`); a test proves the two nev
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -31,6 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
+from app.domain.accounts import Role, WalletKind
+from app.domain.transactions import Kind, Stage, Status
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -40,6 +44,12 @@ NAMING = {
 }
 
 Money = Numeric(18, 6)
+
+
+def one_of(column: str, values: type[enum.StrEnum]) -> str:
+    """A CHECK that `column` holds one of the enum's values: the domain's enums are the one list
+    (tests/integration/test_migrations.py checks the migrated database has the same)."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 class Base(DeclarativeBase):
@@ -53,7 +63,7 @@ def _now() -> Any:
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('user', 'service', 'admin', 'platform', 'system')", name="role"),
+        CheckConstraint(one_of("role", Role), name="role"),
         Index(
             "ix_users_low_balance_threshold",
             "low_balance_threshold",
@@ -88,7 +98,7 @@ class Wallet(Base):
     __table_args__ = (
         CheckConstraint("balance >= 0 OR kind = 'external'", name="balance_non_negative"),
         CheckConstraint("held >= 0", name="held_non_negative"),
-        CheckConstraint("kind IN ('user', 'platform', 'external')", name="kind"),
+        CheckConstraint(one_of("kind", WalletKind), name="kind"),
         UniqueConstraint("user_id"),
         UniqueConstraint("address"),
         Index("ix_wallets_armed_balance", "balance", postgresql_where=text("low_balance_armed")),
@@ -146,12 +156,8 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         CheckConstraint("amount > 0", name="amount_positive"),
-        CheckConstraint("status IN ('pending', 'held', 'completed', 'failed')", name="status"),
-        CheckConstraint(
-            "kind IN ('deposit', 'withdrawal', 'transfer', 'service_fee', 'reward', 'refund',"
-            " 'issuance')",
-            name="kind",
-        ),
+        CheckConstraint(one_of("status", Status), name="status"),
+        CheckConstraint(one_of("kind", Kind), name="kind"),
         CheckConstraint("debit_wallet_id <> credit_wallet_id", name="distinct_wallets"),
         UniqueConstraint("debit_wallet_id", "seq"),
         # Partial: most transactions have no reference, signature or parent (migration 0007).
@@ -179,10 +185,7 @@ class Transaction(Base):
             "created_at",
             postgresql_where=text("stage IS NOT NULL"),
         ),
-        CheckConstraint(
-            "stage IS NULL OR stage IN ('awaiting_payment', 'on_chain', 'awaiting_confirmation')",
-            name="stage",
-        ),
+        CheckConstraint(f"stage IS NULL OR {one_of('stage', Stage)}", name="stage"),
         Index("ix_transactions_debit_history", "debit_wallet_id", "created_at", "id"),
         Index("ix_transactions_credit_history", "credit_wallet_id", "created_at", "id"),
         Index(
