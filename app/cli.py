@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import timedelta
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import click
 from flask import Flask, current_app
@@ -17,7 +18,7 @@ from app.chain.rpc import ChainRejectedError, ChainUnavailableError, JsonRpc
 from app.domain.accounts import is_reserved
 from app.domain.money import AmountError, parse_amount, to_wire
 from app.sealing import generate_key_spec
-from app.services import invariants, keys, transfers
+from app.services import browser_sessions, invariants, keys, transfers
 
 users = AppGroup("users", help="Users and tokens.")
 
@@ -26,8 +27,21 @@ users = AppGroup("users", help="Users and tokens.")
 @click.argument("user_id", required=False, type=click.UUID)
 @click.option("--role", type=click.Choice(sorted(TOKEN_ROLES)), default="user", show_default=True)
 @click.option("--hours", type=int, default=12, show_default=True, help="Token lifetime.")
-def token(user_id: uuid.UUID | None, role: str, hours: int) -> None:
-    """Print a bearer token for USER_ID (a new random user when omitted)."""
+@click.option(
+    "--link",
+    is_flag=True,
+    help="Print a one-time login link for the wallet page instead (valid two minutes, single "
+    "use; the session it starts lasts --hours).",
+)
+@click.option(
+    "--base-url",
+    default=lambda: f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}",
+    show_default="http://127.0.0.1:$API_PORT",
+    help="Where the wallet page is served (with --link).",
+)
+def token(user_id: uuid.UUID | None, role: str, hours: int, link: bool, base_url: str) -> None:
+    """Print a bearer token for USER_ID (a new random user when omitted), or with --link a
+    one-time login link: the link carries a short-lived code, never the token itself."""
     if user_id is not None and is_reserved(user_id):  # the API would refuse it (403)
         raise click.BadParameter("reserved for system accounts", param_hint="USER_ID")
     config = current_app.extensions["wallet"].config
@@ -37,6 +51,19 @@ def token(user_id: uuid.UUID | None, role: str, hours: int) -> None:
             f"between 1 and JWT_MAX_LIFETIME_SECONDS ({config.jwt_max_lifetime_seconds} s)",
             param_hint="--hours",
         )
+    if link:
+        if role == "service":
+            raise click.BadParameter(
+                "the wallet page is for user and admin roles", param_hint="--role"
+            )
+        code = browser_sessions.issue_login_code(
+            current_app.extensions["wallet"].redis,
+            user_id or uuid.uuid4(),
+            role,
+            int(ttl.total_seconds()),
+        )
+        click.echo(f"{base_url.rstrip('/')}/wallet/login?{urlencode({'code': code})}")
+        return
     rules = TokenRules.of(config)
     click.echo(issue_token(config.jwt_secret, user_id or uuid.uuid4(), role, ttl, rules))
 

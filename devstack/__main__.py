@@ -145,6 +145,7 @@ STACK_ENV = (  # the app's view: DATABASE_URL is the app role, the owner's URL s
     "TREASURY_ADDRESS",
     "TREASURY_KEYPAIR",
     "PROMETHEUS_MULTIPROC_DIR",
+    "API_PORT",  # `make token ARGS="--link"` links to this stack's wallet page
 )
 
 
@@ -168,6 +169,7 @@ def _banner(env: dict[str, str]) -> None:
   Migrations {env.get("MIGRATION_DATABASE_URL") or "(DATABASE_URL)"}
   Redis      {env["REDIS_URL"]}
   Solana     {env.get("SOLANA_RPC_URL")}   (mint {env.get("TOKEN_MINT")})
+  Wallet     {api}/wallet   (sign in: make token ARGS="--link", open the printed link)
   A token:   make token [ARGS="UUID --role user|service|admin"]
   CLI:       make flask ARGS="ledger mint 1000"   (any `flask --app wsgi` command, this stack)
              make flask ARGS="dev fund ADDRESS AMOUNT"   (tokens for an external wallet)

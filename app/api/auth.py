@@ -27,7 +27,7 @@ from app.domain.errors import (
     RateLimitedError,
     ReservedSubjectError,
 )
-from app.services import audit
+from app.services import audit, browser_sessions
 
 TOKEN_ROLES = {Role.USER.value, Role.SERVICE.value, Role.ADMIN.value}
 F = TypeVar("F", bound=Callable[..., Any])
@@ -122,6 +122,16 @@ def _verified(
     return user_id, role, float(claims["exp"])
 
 
+SESSION_COOKIE = "wallet_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class CsrfTokenError(PermissionDeniedError):
+    code = "csrf_token_invalid"
+    title = "Missing or wrong X-CSRF-Token for a request authenticated by the session cookie"
+
+
 def _bearer_token() -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -130,26 +140,60 @@ def _bearer_token() -> str:
     return token.strip()
 
 
+def bearer_expiry() -> float:
+    """When the request's (valid) bearer token expires, as a Unix time."""
+    config = current_app.extensions["wallet"].config
+    rules = current_app.extensions["token_rules"]
+    return _verified(config.jwt_secret, _bearer_token(), config.jwt_leeway_seconds, rules)[2]
+
+
+def session_id() -> str | None:
+    """The browser session cookie's value, when the request authenticates with it: only
+    without an Authorization header (a bearer token, valid or not, always decides)."""
+    if "Authorization" in request.headers:
+        return None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
 def bearer_identity() -> tuple[uuid.UUID, str]:
-    """The caller's (user id, role) from their bearer token, decoded once per request: the rate
-    limiter's key and authentication both need it. Raises `AuthenticationError` (every time it
-    is asked) when the token is missing or invalid."""
+    """The caller's (user id, role) from their bearer token or, without an Authorization header,
+    their browser session cookie; decoded once per request: the rate limiter's key and
+    authentication both need it. Raises `AuthenticationError` (every time it is asked) when the
+    token or session is missing or invalid."""
     identity: tuple[uuid.UUID, str] | AuthenticationError | None = g.get("bearer_identity")
     if identity is None:
-        config = wiring().config
+        adapters = wiring()
+        config = adapters.config
+        cookie = session_id()
         try:
-            identity = decode_token(
-                config.jwt_secret,
-                _bearer_token(),
-                config.jwt_leeway_seconds,
-                rules=current_app.extensions["token_rules"],
-            )
+            if cookie is not None:
+                found = browser_sessions.resolve(adapters.redis, cookie)
+                identity = (found.user_id, found.role)
+            else:
+                identity = decode_token(
+                    config.jwt_secret,
+                    _bearer_token(),
+                    config.jwt_leeway_seconds,
+                    rules=current_app.extensions["token_rules"],
+                )
         except AuthenticationError as error:
             identity = error
         g.bearer_identity = identity
     if isinstance(identity, AuthenticationError):
         raise AuthenticationError(identity.detail)
     return identity
+
+
+def _check_csrf() -> None:
+    """A request authenticated by the cookie and not safe needs the session's CSRF token: a
+    browser sends the cookie with another site's form posts, but only this origin's pages can
+    read the token."""
+    cookie = session_id()
+    if cookie is None or request.method in SAFE_METHODS:
+        return
+    secret = wiring().config.jwt_secret
+    if not browser_sessions.csrf_matches(secret, cookie, request.headers.get(CSRF_HEADER)):
+        raise CsrfTokenError(f"send the page's CSRF token in {CSRF_HEADER}")
 
 
 def authenticate() -> Principal:
@@ -163,6 +207,7 @@ def authenticate() -> Principal:
     except AuthenticationError as error:
         _failed(adapters.db, error)
         raise
+    _check_csrf()
     if is_reserved(user_id):
         audit.record_alone(
             adapters.db, "auth.reserved_subject", actor_id=None, target=user_id, role=role

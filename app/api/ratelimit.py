@@ -53,6 +53,7 @@ EXEMPT = frozenset(
         "api-docs.openapi_json",
         "api-docs.openapi_swagger_ui",
         "static",
+        "pages.static",
     }
 )
 KEY_PREFIX = "ratelimit"
