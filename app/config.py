@@ -354,7 +354,13 @@ class Config:
         "reverse proxies whose `X-Forwarded-For`/`-Proto` are believed (werkzeug ProxyFix);"
         " 0 = the peer address is the client, for rate limits, audit and logs",
     )
-    domain: str = setting("APP_DOMAIN", "localhost", "domain in wallet sign-in messages")
+    domain: str = setting(
+        "APP_DOMAIN",
+        "",
+        "domain named in wallet sign-in messages; browser wallets refuse one that is not the"
+        " page's host:port, so set it to the public host in production",
+        shown="*(empty: the request's host and port)*",
+    )
 
     @property
     def celery_broker_url(self) -> str:

@@ -10,6 +10,7 @@ from app.api.schemas import StrictSchema, Text
 # invalid_signature); these only keep absurd inputs out.
 ADDRESS_MAX = 128
 SIGNATURE_MAX = 256
+SIGNED_MESSAGE_MAX = 2048
 
 
 class ChallengeRequestSchema(StrictSchema):
@@ -31,6 +32,14 @@ class ConnectRequestSchema(ChallengeRequestSchema):
         required=True,
         validate=ma.validate.Length(min=1, max=SIGNATURE_MAX),
         metadata={"description": "ed25519 signature of the challenge message, base58 or base64"},
+    )
+    signed_message = Text(
+        validate=ma.validate.Length(min=1, max=SIGNED_MESSAGE_MAX),
+        metadata={
+            "description": "What the wallet reports it signed (Wallet Standard `signedMessage`): "
+            "the challenge text, or its UTF-8 bytes in base64. When sent it must be exactly the "
+            "issued challenge (400 `signed_message_mismatch`)."
+        },
     )
 
 

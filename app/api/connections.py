@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_smorest import Blueprint
 
 from app.api.auth import current_principal, requires
@@ -17,6 +18,7 @@ from app.api.connection_schemas import (
 )
 from app.api.context import db, wiring
 from app.api.wallet import SECURITY, WALLET_ROLES
+from app.chain import siws
 from app.chain.siws import Challenge
 from app.services import connections
 
@@ -35,8 +37,13 @@ bp = Blueprint(
 @bp.doc(security=SECURITY)
 def challenge(args: dict[str, Any]) -> Challenge:
     """A Sign-In-With-Solana message for this address, single use, valid five minutes."""
+    config = wiring().config
     return connections.issue_challenge(
-        db(), wiring().config, current_principal().user_id, args["wallet_address"]
+        db(),
+        config,
+        current_principal().user_id,
+        args["wallet_address"],
+        config.domain or siws.domain_of(request.host),
     )
 
 
@@ -55,6 +62,7 @@ def connect(args: dict[str, Any]) -> dict[str, Any]:
         args["wallet_address"],
         args["signature"],
         wiring().keyring,
+        signed_message=args.get("signed_message"),
     )
     return {
         "success": True,

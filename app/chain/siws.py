@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import string
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ ADDRESS_PREFIX = "sol:"
 NONCE_LENGTH = 16
 NONCE_ALPHABET = string.ascii_letters + string.digits
 SIGNATURE_LENGTH = 64
+# A host name or IPv4 address, or a bracketed IPv6 address, with an optional port.
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
 
 
 class InvalidAddressError(WalletError):
@@ -43,6 +48,20 @@ class ChallengeNotFoundError(InvalidSignatureError):
 
     code = "challenge_not_found"
     title = "No open challenge for this address"
+
+
+class SignedMessageMismatchError(InvalidSignatureError):
+    """The wallet says it signed something other than the issued challenge (some wallets
+    prefix or rewrap the message): the signature cannot prove the challenge."""
+
+    code = "signed_message_mismatch"
+    title = "The signed message is not the issued challenge"
+
+
+class InvalidHostError(WalletError):
+    code = "invalid_host"
+    status = 400
+    title = "The request's Host cannot name a sign-in domain; set APP_DOMAIN"
 
 
 class ChallengeExpiredError(InvalidSignatureError):
@@ -132,6 +151,27 @@ def decode_signature(raw: str) -> bytes:
     if len(decoded) != SIGNATURE_LENGTH:
         raise InvalidSignatureError("signature must be 64 bytes, base58 or base64")
     return decoded
+
+
+def domain_of(host: str) -> str:
+    """The sign-in domain for a request's Host header: the host with its port, as the browser
+    shows the page's origin (Phantom refuses a message naming anything else without prompting)."""
+    if not _HOST.fullmatch(host):
+        raise InvalidHostError()
+    return host.lower()
+
+
+def ensure_signed_message(issued: str, signed: str | None) -> None:
+    """When the wallet reports what it signed (`signedMessage`: the text itself, or its bytes in
+    base64), it must be exactly the issued challenge."""
+    if signed is None or signed == issued:
+        return
+    try:
+        decoded = base64.b64decode(signed, validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if decoded != issued.encode():
+        raise SignedMessageMismatchError()
 
 
 def ensure_live(expires_at: datetime, now: datetime) -> None:

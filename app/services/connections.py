@@ -50,11 +50,12 @@ class _Audit:
 
 
 def issue_challenge(
-    db: Database, config: Config, user_id: uuid.UUID, address: str
+    db: Database, config: Config, user_id: uuid.UUID, address: str, domain: str
 ) -> siws.Challenge:
-    """A single-use message for `user_id` to sign with `address`'s key."""
+    """A single-use message for `user_id` to sign with `address`'s key, naming `domain` (the
+    host, with its port, of the page that asks: browser wallets refuse any other)."""
     challenge = siws.new_challenge(
-        config.domain, address, datetime.now(UTC), chain_id=config.solana_chain_id
+        domain, address, datetime.now(UTC), chain_id=config.solana_chain_id
     )
     with db.transaction() as session:
         session.add(
@@ -76,9 +77,12 @@ def connect(
     address: str,
     signature: str,
     keyring: Keyring | None = None,
+    *,
+    signed_message: str | None = None,
 ) -> Connection:
     """Connect `address` to the caller's wallet once `signature` proves they hold its key. The
     proof (signed message and signature) is kept sealed in `wallets.data` when a keyring is given.
+    `signed_message`, what the wallet reports it signed, must be the issued challenge when sent.
 
     A wrong signature leaves the challenge open until it expires (a retry needs no new one); a
     successful one consumes it. Reconnecting the connected address is a no-op; a different
@@ -86,7 +90,7 @@ def connect(
     """
     audit = _Audit(user_id, wallet_id)
     try:
-        connection = _connect(db, audit, address, signature, keyring)
+        connection = _connect(db, audit, address, signature, keyring, signed_message)
     except REJECTIONS as error:
         # The main transaction rolled back; the failed attempt is recorded in its own.
         with db.transaction() as session:
@@ -105,7 +109,12 @@ def connect(
 
 
 def _connect(
-    db: Database, audit: _Audit, address: str, signature: str, keyring: Keyring | None
+    db: Database,
+    audit: _Audit,
+    address: str,
+    signature: str,
+    keyring: Keyring | None,
+    signed_message: str | None,
 ) -> Connection:
     user_id, wallet_id = audit.actor_id, audit.wallet_id
     normalised = siws.normalise_address(address)
@@ -115,6 +124,7 @@ def _connect(
         with db.transaction() as session:
             challenge = _lock_open_challenge(session, user_id, normalised)
             siws.ensure_live(challenge.expires_at, now)
+            siws.ensure_signed_message(challenge.message, signed_message)
             siws.verify(normalised, challenge.message, signed)
             challenge.consumed_at = now
             wallet = _lock_own_wallet(session, user_id, wallet_id)

@@ -137,7 +137,8 @@ def test_the_challenge_is_a_siws_message_bound_to_the_caller_expiring_within_ten
     address = str(Keypair().pubkey())
     body = _challenge(client, user, f"sol:{address}")
     lines = body["message"].split("\n")
-    assert lines[0] == f"{config.domain} wants you to sign in with your Solana account:"
+    # Without APP_DOMAIN, the domain is the request's host (the test client's is "localhost").
+    assert lines[0] == "localhost wants you to sign in with your Solana account:"
     assert lines[1] == address
     assert f"Nonce: {body['nonce']}" in lines
     expires_at = datetime.fromisoformat(body["expires_at"])
@@ -371,3 +372,74 @@ def test_the_connection_endpoints_require_a_token(client, path, body) -> None:  
 def test_malformed_bodies_are_422(client, user, path, body) -> None:  # type: ignore[no-untyped-def]
     response = client.post(f"/api/wallet/{path}", json=body, headers=auth(user))
     assert response.status_code == 422 and response.get_json()["code"] == "validation_error"
+
+
+def test_the_sign_in_domain_is_the_pages_host_with_its_port(client, user) -> None:  # type: ignore[no-untyped-def]
+    address = str(Keypair().pubkey())
+    response = client.post(
+        "/api/wallet/challenge",
+        json={"wallet_address": address},
+        headers={**auth(user), "Host": "127.0.0.1:8123"},
+    )
+    assert response.status_code == 201, response.get_json()
+    message = response.get_json()["message"]
+    assert message.startswith("127.0.0.1:8123 wants you to sign in with your Solana account:\n")
+    assert "\nURI: https://127.0.0.1:8123\n" in message
+
+
+def test_app_domain_pins_the_sign_in_domain_whatever_the_host(app, user) -> None:  # type: ignore[no-untyped-def]
+    from app import create_app
+
+    pinned = create_app(app.extensions["wallet"].config.replace(domain="wallet.example.com"))
+    response = pinned.test_client().post(
+        "/api/wallet/challenge",
+        json={"wallet_address": str(Keypair().pubkey())},
+        headers={**auth(user), "Host": "evil.example:9999"},
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["message"].startswith("wallet.example.com wants you to sign in")
+    pinned.extensions["wallet"].db.dispose()
+
+
+@pytest.mark.parametrize("encoding", ["text", "base64"])
+def test_connect_accepts_the_signed_message_when_it_is_the_challenge(  # type: ignore[no-untyped-def]
+    client, user, encoding
+) -> None:
+    keypair = Keypair()
+    address = str(keypair.pubkey())
+    message = _challenge(client, user, address)["message"]
+    signed = message if encoding == "text" else base64.b64encode(message.encode()).decode()
+    response = client.post(
+        "/api/wallet/connect",
+        json={
+            "wallet_address": address,
+            "signature": _sign(keypair, message),
+            "signed_message": signed,
+        },
+        headers=auth(user),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert _shown(client, user)["address"] == address
+
+
+def test_a_signed_message_other_than_the_challenge_is_refused_even_with_its_valid_signature(  # type: ignore[no-untyped-def]
+    client, user
+) -> None:
+    keypair = Keypair()
+    address = str(keypair.pubkey())
+    message = _challenge(client, user, address)["message"]
+    rewrapped = "\x19Solana Signed Message:\n" + message
+    response = client.post(
+        "/api/wallet/connect",
+        json={
+            "wallet_address": address,
+            "signature": _sign(keypair, rewrapped),
+            "signed_message": base64.b64encode(rewrapped.encode()).decode(),
+        },
+        headers=auth(user),
+    )
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "signed_message_mismatch"
+    assert _shown(client, user)["address"] is None
+    # The challenge stays open: the right signature still connects.
+    assert _connect(client, user, address, _sign(keypair, message)).status_code == 200
