@@ -247,6 +247,12 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("transaction_id", "wallet_id"),
         Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
+        Index(
+            "ix_ledger_entries_wallet_id_created_at",
+            "wallet_id",
+            "created_at",
+            postgresql_include=["amount", "transaction_id"],
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

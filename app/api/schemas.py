@@ -279,3 +279,23 @@ class StatementQuerySchema(StrictSchema):
     def ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
         if "since" in data and "until" in data and data["since"] >= data["until"]:
             raise ma.ValidationError("from must be before to", "to")
+
+
+class KindTotalsSchema(ma.Schema):
+    kind = ma.fields.String()
+    earned = Amount()
+    spent = Amount()
+
+
+class MonthTotalsSchema(ma.Schema):
+    month = ma.fields.String(metadata={"description": "YYYY-MM (UTC)", "example": "2026-11"})
+    earned = Amount(metadata={"description": "Credited to this wallet in the month"})
+    spent = Amount(metadata={"description": "Debited from this wallet in the month"})
+    by_kind = ma.fields.List(ma.fields.Nested(KindTotalsSchema))
+
+
+class AnalyticsSchema(ma.Schema):
+    months = ma.fields.List(
+        ma.fields.Nested(MonthTotalsSchema),
+        metadata={"description": "The last 12 months, oldest first, every month listed"},
+    )

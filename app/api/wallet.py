@@ -17,6 +17,7 @@ from app.api.context import db, wiring
 from app.api.hold_schemas import UserHoldsSchema
 from app.api.http import IDEMPOTENCY_KEY_PARAMETER, idempotency_for, prefer_wait, reply
 from app.api.schemas import (
+    AnalyticsSchema,
     ConfirmRequestSchema,
     StatementQuerySchema,
     SubmissionResponseSchema,
@@ -28,6 +29,7 @@ from app.api.schemas import (
 )
 from app.domain.money import to_wire
 from app.services import (
+    analytics,
     deposits,
     escrow,
     external_balance,
@@ -222,3 +224,15 @@ def export_statement(args: dict[str, Any]) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+@bp.route("/analytics", methods=["GET"])
+@requires(*WALLET_ROLES)
+@bp.response(200, AnalyticsSchema)
+@bp.doc(security=SECURITY)
+def get_analytics() -> dict[str, Any]:
+    """Earned and spent: this wallet's completed transactions summed per month (UTC) and kind,
+    for the last 12 months."""
+    with db().statement() as conn:
+        months = analytics.monthly_totals(conn, current_principal().wallet_id)
+    return {"months": months}
