@@ -17,12 +17,14 @@ from app.api import (
     observability,
     problems,
     ratelimit,
+    session,
     settings,
     wallet,
 )
 from app.bootstrap import bootstrap
 from app.config import Config, refuse_insecure
 from app.domain.errors import WalletError
+from app.web import bp as pages_bp
 
 API_TITLE = "Token wallet API"
 
@@ -70,7 +72,9 @@ def create_app(config: Config | None = None) -> Flask:
     api.register_blueprint(settings.bp)
     settings.document_bounds(api.spec, config)
     api.register_blueprint(admin.bp)
+    api.register_blueprint(session.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(pages_bp)
     problems.register(app)
     observability.register(app)
     app.extensions["limiter"] = ratelimit.install(app, config)
@@ -82,9 +86,15 @@ def create_app(config: Config | None = None) -> Flask:
     return app
 
 
+# The wallet page's own HTML form (the one-time login link's button) posts form data, not JSON.
+FORM_ENDPOINTS = frozenset({"pages.login"})
+
+
 def _reject_malformed_json() -> None:
     """Before authentication and validation: a body that is not JSON is a 400. So is JSON nested
     too deeply for the parser (`[` × 100,000 raises RecursionError, not ValueError)."""
+    if request.endpoint in FORM_ENDPOINTS:
+        return
     if request.method in ("POST", "PUT", "PATCH") and request.content_length:
         try:
             parsed = request.get_json(force=True, silent=True)
