@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench chaos token flask config-docs clean
+.PHONY: run test lint typecheck unit bench chaos token flask config-docs clean browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +15,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m devstack run
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest
+
+# The wallet page's browser tests drive Debian's chromium (never `playwright install`): installed
+# here when missing and this is root (CI); otherwise stop with the command to run.
+CHROMIUM_PATH ?= /usr/bin/chromium
+CHROMIUM_INSTALL := apt-get update && apt-get install -y --no-install-recommends chromium
+browser:
+	@test -x $(CHROMIUM_PATH) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive sh -c '$(CHROMIUM_INSTALL)'; \
+	  else \
+	    echo "The browser tests need Chromium. Install it with: sudo sh -c '$(CHROMIUM_INSTALL)'"; \
+	    exit 1; \
+	  fi; }
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
