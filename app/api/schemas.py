@@ -125,6 +125,12 @@ class TransactionDetailSchema(TransactionSummarySchema):
     tx_hash = ma.fields.String(allow_none=True)
     created_at = ma.fields.DateTime()
     completed_at = ma.fields.DateTime(allow_none=True)
+    counterparty = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The other party: a user's id, or `platform`, `issuance` or `chain`"
+        },
+    )
 
 
 class WalletOverviewSchema(ma.Schema):

@@ -9,13 +9,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, or_, select, tuple_, union_all
+from sqlalchemy import Connection, Select, and_, case, or_, select, tuple_, union_all
 from sqlalchemy.orm import Session, aliased
 
 from app.db import Database
-from app.domain.accounts import WalletKind
+from app.domain.accounts import CHAIN_USER_ID, ISSUANCE_USER_ID, PLATFORM_USER_ID, WalletKind
 from app.domain.errors import TransactionNotFoundError, WalletError
 from app.models import LedgerEntry, Transaction, Wallet
+
+SYSTEM_NAMES = {PLATFORM_USER_ID: "platform", ISSUANCE_USER_ID: "issuance", CHAIN_USER_ID: "chain"}
 
 
 class InvalidCursorError(WalletError):
@@ -38,6 +40,9 @@ class TransactionView:
     completed_at: datetime | None
     direction: str  # "debit" | "credit"
     stage: str | None = None  # chain-bound work: "awaiting_payment" (a deposit), "on_chain"
+    # The other party: a user's id, or the system account's name ("platform", "issuance",
+    # "chain"); None where the query did not ask (the overview).
+    counterparty: str | None = None
 
     @property
     def timestamp(self) -> datetime:
@@ -78,6 +83,7 @@ _COLUMNS = (
     _T.tx_hash,
     _T.amount,
     _T.debit_wallet_id,
+    _T.credit_wallet_id,
     _T.created_at,
     _T.completed_at,
 )
@@ -108,12 +114,18 @@ def _newest(wallet_id: uuid.UUID, filters: Filters, cursor: str | None, limit: i
         for side in (_T.debit_wallet_id, _T.credit_wallet_id)
     ]
     merged = union_all(*sides).subquery("merged")
+    other = case(
+        (merged.c.debit_wallet_id == wallet_id, merged.c.credit_wallet_id),
+        else_=merged.c.debit_wallet_id,
+    )
+    _W = Wallet.__table__.c
     return (
-        select(merged, _E.balance_after)
+        select(merged, _E.balance_after, _W.user_id.label("counterparty_user_id"))
         .outerjoin(
             LedgerEntry.__table__,
             and_(_E.transaction_id == merged.c.id, _E.wallet_id == wallet_id),
         )
+        .outerjoin(Wallet.__table__, _W.id == other)
         .order_by(merged.c.created_at.desc(), merged.c.id.desc())
         .limit(limit)
     )
@@ -136,7 +148,14 @@ def view(wallet_id: uuid.UUID, row: Any) -> TransactionView:
         completed_at=row.completed_at,
         direction="debit" if debit else "credit",
         stage=row.stage,
+        counterparty=_party(getattr(row, "counterparty_user_id", None)),
     )
+
+
+def _party(user_id: uuid.UUID | None) -> str | None:
+    if user_id is None:
+        return None
+    return SYSTEM_NAMES.get(user_id, str(user_id))
 
 
 def list_transactions(
@@ -158,9 +177,12 @@ def list_transactions(
 
 _ONE = """
     SELECT t.id, t.kind, t.status, t.stage, t.note, t.failure_reason, t.tx_hash, t.amount,
-           t.debit_wallet_id, t.created_at, t.completed_at, e.balance_after
+           t.debit_wallet_id, t.created_at, t.completed_at, e.balance_after,
+           w.user_id AS counterparty_user_id
       FROM transactions t
       LEFT JOIN ledger_entries e ON e.transaction_id = t.id AND e.wallet_id = %(wallet_id)s
+      LEFT JOIN wallets w ON w.id = CASE WHEN t.debit_wallet_id = %(wallet_id)s
+                                         THEN t.credit_wallet_id ELSE t.debit_wallet_id END
      WHERE t.id = %(tx_id)s
        AND (t.debit_wallet_id = %(wallet_id)s OR t.credit_wallet_id = %(wallet_id)s)
 """

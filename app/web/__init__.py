@@ -11,6 +11,7 @@ import io
 import re
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import marshmallow as ma
 import segno
@@ -39,7 +40,25 @@ CONTENT_SECURITY_POLICY = (
 )
 QR_DATA_MAX = 1024
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-EXPLORER = "https://explorer.solana.com/tx/{signature}?cluster={cluster}"
+EXPLORER = "https://explorer.solana.com/tx/{signature}"
+PUBLIC_CLUSTERS = {"mainnet": "", "mainnet-beta": "", "devnet": "devnet", "testnet": "testnet"}
+
+
+def explorer_link(chain_id: str, rpc_url: str) -> str:
+    """The Solana Explorer's address of a chain transaction, `{signature}` left to fill: the
+    public clusters by name, any other (the local cluster) as a custom RPC URL."""
+    if chain_id in PUBLIC_CLUSTERS:
+        cluster = PUBLIC_CLUSTERS[chain_id]
+        return EXPLORER + (f"?cluster={cluster}" if cluster else "")
+    return EXPLORER + "?" + urlencode({"cluster": "custom", "customUrl": rpc_url})
+
+
+@bp.app_template_filter("shorten")
+def shorten(value: str | None) -> str:
+    """A long id or address as its first and last characters (a full one overflows a phone)."""
+    if not value:
+        return ""
+    return value if len(value) <= 12 else f"{value[:4]}…{value[-4:]}"
 
 
 @bp.after_request
@@ -118,8 +137,7 @@ def wallet_page() -> Any:
             settings=settings,
             analytics=months,
             chart=analytics.chart(months),
-            cluster=config.solana_chain_id,
-            explorer=EXPLORER,
+            explorer=explorer_link(config.solana_chain_id, config.solana_rpc_url),
         ),
         mimetype="text/html",
     )

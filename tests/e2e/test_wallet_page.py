@@ -140,6 +140,9 @@ def test_send_tokens_shows_pending_then_completed_and_both_balances_move_live(  
     expect(balance_of(alice_page)).to_have_text("87.500000", timeout=15000)
     expect(balance_of(bob_page)).to_have_text("12.500000", timeout=15000)
     expect(row(bob_page, str(tx_id))).to_contain_text("+12.500000", timeout=15000)
+    sender_shown = f"{str(alice)[:4]}…{str(alice)[-4:]}"
+    expect(row(bob_page, str(tx_id)).locator("td.party")).to_have_text(sender_shown)
+    expect(row(bob_page, str(tx_id)).locator("td.after")).to_have_text("12.500000")
     expect(bob_page.locator("#unread-count")).not_to_have_text("0", timeout=15000)
 
     # Validation errors from problem+json appear next to the field.
@@ -309,6 +312,10 @@ def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(  # type: ignor
     )
     expect(row(page, tx_id).locator("td.status")).to_have_text("Completed", timeout=30000)
     expect(balance_of(page)).to_have_text("26.000000", timeout=15000)
+    explorer = row(page, tx_id).get_by_role("link", name="Explorer")
+    link = urlparse(explorer.get_attribute("href") or "")
+    assert link.netloc == "explorer.solana.com" and link.path.startswith("/tx/")
+    assert parse_qs(link.query)["cluster"] == ["custom"]  # the local cluster, by its RPC URL
     assert visitor.errors == [], visitor.errors
 
 

@@ -61,3 +61,22 @@ def test_filters_by_type_status_and_time(app, client, db) -> None:  # type: igno
     assert bad.status_code == 422 and {"type", "limit"} <= bad.get_json()["errors"]["query"].keys()
     bad_cursor = client.get("/api/wallet/transactions?cursor=@@@", headers=auth(alice))
     assert bad_cursor.status_code == 422 and bad_cursor.get_json()["code"] == "invalid_cursor"
+
+
+def test_each_side_sees_the_other_party_and_system_accounts_by_name(app, client, db) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    tx_id = client.post(
+        "/api/wallet/transfer",
+        json={"recipient_id": str(bob), "amount": "4"},
+        headers={**auth(alice), "Idempotency-Key": str(uuid.uuid4())},
+    ).get_json()["transaction_id"]
+    wait_settled(db, [tx_id])
+    sent = client.get("/api/wallet/transactions", headers=auth(alice)).get_json()["items"]
+    assert [(i["type"], i["counterparty"]) for i in sent] == [
+        ("transfer", str(bob)),
+        ("reward", "platform"),
+    ]
+    received = client.get(f"/api/wallet/transactions/{tx_id}", headers=auth(bob)).get_json()
+    assert (received["amount"], received["counterparty"]) == ("4.000000", str(alice))

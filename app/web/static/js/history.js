@@ -1,9 +1,8 @@
 // The Transactions table: rows as the server renders them, live status, Load more.
-import { api, sleep } from './api.js';
+import { api, shorten, sleep } from './api.js';
 
 const root = document.getElementById('wallet');
 const rows = document.getElementById('transaction-rows');
-const EXPLORER = 'https://explorer.solana.com/tx/';
 
 const capital = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
@@ -38,10 +37,12 @@ export function renderRow(item) {
   time.textContent = when.toISOString().slice(0, 16).replace('T', ' ');
   row.insertCell().append(time);
   cell(row, item.note || '');
+  cell(row, shorten(item.counterparty), 'party').title = item.counterparty || '';
+  cell(row, item.balance_after ?? '', 'after');
   const chain = row.insertCell();
   if (item.tx_hash) {
     const link = document.createElement('a');
-    link.href = `${EXPLORER}${item.tx_hash}?cluster=${encodeURIComponent(root.dataset.cluster)}`;
+    link.href = root.dataset.explorer.replace('{signature}', item.tx_hash);
     link.rel = 'noopener noreferrer';
     link.target = '_blank';
     link.textContent = 'Explorer';

@@ -45,7 +45,7 @@ function setUpSend() {
       form.reset();
       const item = { id: result.transaction_id, type: 'transfer', amount: `-${values.amount}`,
         status: result.status, note: values.note, created_at: new Date().toISOString(),
-        failure_reason: result.failure_reason };
+        failure_reason: result.failure_reason, counterparty: values.recipient_id };
       upsertRow(item);
       setText('send-status', `Transfer ${statusText(item).toLowerCase()}.`);
       refreshBalance();
@@ -77,7 +77,7 @@ function setUpDeposit() {
       document.getElementById('deposit-request').hidden = false;
       setText('deposit-status', 'Pending: waiting for the payment.');
       upsertRow({ id: request.transaction_id, type: 'deposit', amount: request.amount,
-        status: 'pending', created_at: new Date().toISOString() });
+        status: 'pending', created_at: new Date().toISOString(), counterparty: 'chain' });
       follow(request.transaction_id, (final) => {
         setText('deposit-status', `Deposit ${statusText(final).toLowerCase()}.`);
         if (final.status === 'completed') document.getElementById('deposit-request').hidden = true;
@@ -122,7 +122,7 @@ function setUpWithdraw() {
       confirm.hidden = true;
       form.reset();
       upsertRow({ id: result.transaction_id, type: 'withdrawal', amount: `-${amount}`,
-        status: result.status, created_at: new Date().toISOString() });
+        status: result.status, created_at: new Date().toISOString(), counterparty: 'chain' });
       setText('withdraw-status', 'Withdrawal pending.');
       refreshBalance();
       follow(result.transaction_id, (final) => {
