@@ -95,3 +95,34 @@ def test_a_challenge_is_live_until_its_expiry() -> None:
     with pytest.raises(siws.ChallengeExpiredError) as raised:
         siws.ensure_live(challenge.expires_at, challenge.expires_at)
     assert isinstance(raised.value, InvalidSignatureError)
+
+
+@pytest.mark.parametrize(
+    ("host", "domain"),
+    [
+        ("localhost", "localhost"),
+        ("127.0.0.1:8000", "127.0.0.1:8000"),
+        ("Wallet.Example.com", "wallet.example.com"),
+        ("[::1]:8443", "[::1]:8443"),
+    ],
+)
+def test_the_sign_in_domain_is_the_host_with_its_port(host: str, domain: str) -> None:
+    assert siws.domain_of(host) == domain
+
+
+@pytest.mark.parametrize(
+    "host", ["", "evil.example\nURI: x", "a b", "host:port", "-leading.example", "x:123456"]
+)
+def test_a_host_that_cannot_be_a_domain_is_refused(host: str) -> None:
+    with pytest.raises(siws.InvalidHostError):
+        siws.domain_of(host)
+
+
+def test_the_signed_message_must_be_the_challenge_as_text_or_base64() -> None:
+    issued = siws.new_challenge("localhost", str(Keypair().pubkey()), NOW).message
+    siws.ensure_signed_message(issued, None)
+    siws.ensure_signed_message(issued, issued)
+    siws.ensure_signed_message(issued, base64.b64encode(issued.encode()).decode())
+    for other in (issued + " ", base64.b64encode(b"prefix" + issued.encode()).decode(), "!!"):
+        with pytest.raises(siws.SignedMessageMismatchError):
+            siws.ensure_signed_message(issued, other)
