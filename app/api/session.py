@@ -18,7 +18,7 @@ from app.api.auth import (
 from app.api.context import wiring
 from app.api.wallet import SECURITY, WALLET_ROLES
 from app.domain.errors import AuthenticationError
-from app.services import browser_sessions
+from app.services import audit, browser_sessions
 
 bp = Blueprint(
     "session",
@@ -49,9 +49,13 @@ def set_session_cookie(response: Response, value: str, max_age: int) -> Response
     return response
 
 
-def start_session(user_id: uuid.UUID, role: str, ttl_seconds: int) -> Response:
-    """204 with a new session's cookie."""
+def start_session(user_id: uuid.UUID, role: str, ttl_seconds: int, via: str) -> Response:
+    """204 with a new session's cookie (audited: who, and whether by a bearer token or a login
+    link)."""
     created = browser_sessions.start(wiring().redis, user_id, role, ttl_seconds)
+    audit.record_alone(
+        wiring().db, "session.started", actor_id=user_id, target=user_id, via=via, ttl=ttl_seconds
+    )
     return set_session_cookie(Response(status=204), created, ttl_seconds)
 
 
@@ -69,7 +73,7 @@ def create() -> Response:
     ttl = int(bearer_expiry() - time.time())
     if ttl <= 0:
         raise AuthenticationError("token expired")
-    return start_session(principal.user_id, principal.role, ttl)
+    return start_session(principal.user_id, principal.role, ttl, via="bearer")
 
 
 @bp.route("", methods=["DELETE"])
@@ -81,4 +85,6 @@ def delete() -> Response:
     cookie = session_id()
     if cookie is not None:
         browser_sessions.end(wiring().redis, cookie)
+        user_id = current_principal().user_id
+        audit.record_alone(wiring().db, "session.ended", actor_id=user_id, target=user_id)
     return set_session_cookie(Response(status=204), "", 0)

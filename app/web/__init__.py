@@ -181,7 +181,7 @@ def login() -> Any:
         page = render_template("login.html", code="", error=error.title)
         return Response(page, status=400, mimetype="text/html")
     ttl = min(found.ttl_seconds, wiring().config.jwt_max_lifetime_seconds)
-    response = start_session(found.user_id, found.role, ttl)
+    response = start_session(found.user_id, found.role, ttl, via="login_link")
     response.status_code = 303
     response.headers["Location"] = "/wallet"
     return response

@@ -94,6 +94,21 @@ def test_deleting_the_session_ends_it_for_every_copy_of_the_cookie(app, user) ->
     assert ended.status_code == 204
     assert copy.get("/api/wallet").status_code == 401
     assert browser.get_cookie(SESSION_COOKIE) is None
+    assert _audited(app, user) == [("session.started", "bearer"), ("session.ended", None)]
+
+
+def _audited(app, user):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.models import AuditLog
+
+    with app.extensions["wallet"].db.transaction() as session:
+        rows = session.scalars(
+            select(AuditLog)
+            .where(AuditLog.actor_id == user, AuditLog.action.like("session.%"))
+            .order_by(AuditLog.id)
+        ).all()
+        return [(row.action, row.details.get("via")) for row in rows]
 
 
 def test_a_cookie_cannot_mint_another_session(client, user) -> None:  # type: ignore[no-untyped-def]
@@ -132,6 +147,7 @@ def test_a_login_link_signs_in_once_and_never_carries_the_token(app, user) -> No
     assert browser.get_cookie(SESSION_COOKIE) is not None
     page = browser.get("/wallet").get_data(as_text=True)
     assert str(user) in page
+    assert _audited(app, user) == [("session.started", "login_link")]
     again = app.test_client().post("/wallet/login", data={"code": code})
     assert again.status_code == 400
     assert again.headers.get("Set-Cookie") is None
