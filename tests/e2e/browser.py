@@ -11,6 +11,7 @@ import base64
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,13 @@ class FakeWallet:
         self.address = str(self.keypair.pubkey())
         self.name = name
         self.signed: list[bytes] = []
+        self.before_signing: Callable[[], None] | None = None  # e.g. let the challenge expire
 
     def sign(self, message_b64: str) -> str:
         message = base64.b64decode(message_b64)
         self.signed.append(message)
+        if self.before_signing is not None:
+            self.before_signing()
         return base64.b64encode(self.signing_key.sign(message).signature).decode()
 
     def install(self, context: Any, *, legacy: bool = False) -> None:

@@ -46,6 +46,7 @@ def site() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path())
         yield launched
@@ -151,7 +152,6 @@ def test_send_tokens_shows_pending_then_completed_and_both_balances_move_live(  
     # The browser logs the refused request itself; nothing else went wrong.
     assert [e for e in sender.errors if "status of 422" not in e] == [], sender.errors
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     alice_page.screenshot(path=str(SCREENSHOTS / "wallet-1280x800.png"))
     bob_page.screenshot(path=str(SCREENSHOTS / "wallet-390x844.png"))
     alice_page.screenshot(path=str(SCREENSHOTS / "wallet-1280x800-full.png"), full_page=True)
@@ -213,6 +213,38 @@ def test_a_standard_wallet_connects_stays_connected_after_reload_and_disconnects
     assert visitor.errors == [], visitor.errors
 
 
+def test_without_a_wallet_the_page_says_so_and_an_expired_challenge_is_explained(  # type: ignore[no-untyped-def]
+    visitors, wiring
+) -> None:
+    bare = visitors().log_in().open()
+    bare.get_by_role("button", name="Connect wallet").click()
+    expect(bare.get_by_text("No Solana wallet found in this browser.")).to_be_visible()
+
+    visitor = visitors().log_in()
+    wallet = FakeWallet()
+
+    def expire_the_challenge() -> None:  # the user took longer than its five minutes
+        with wiring.db.transaction() as session:
+            session.execute(
+                text(
+                    "UPDATE wallet_challenges SET expires_at = now() - interval '1 second'"
+                    " WHERE user_id = :u"
+                ),
+                {"u": visitor.user},
+            )
+
+    wallet.before_signing = expire_the_challenge
+    wallet.install(visitor.context)
+    page = visitor.open()
+    page.get_by_role("button", name="Connect wallet").click()
+    expect(page.get_by_text("The sign-in request expired.")).to_be_visible()
+    wallet.before_signing = None
+    page.get_by_role("button", name="Connect wallet").click()
+    expect(page.get_by_text("Connected", exact=True)).to_be_visible()
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(SCREENSHOTS / "wallet-connected-390x844.png"))
+
+
 def test_the_legacy_phantom_provider_connects_too(visitors) -> None:  # type: ignore[no-untyped-def]
     visitor = visitors().log_in()
     wallet = FakeWallet()
@@ -254,6 +286,10 @@ def test_a_deposit_shows_a_qr_code_and_completes_when_paid_on_chain(  # type: ig
     qr = page.get_by_role("img", name="QR code of the Solana Pay payment link")
     expect(qr).to_be_visible()
     wait_until(lambda: page.evaluate("document.getElementById('deposit-qr').naturalWidth") > 0)
+    page.set_viewport_size(DESKTOP)
+    page.get_by_role("region", name="Deposit").screenshot(
+        path=str(SCREENSHOTS / "wallet-deposit-qr.png")
+    )
     url = urlparse(page.locator("#deposit-url").text_content() or "")
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
     assert url.scheme == "solana" and query["amount"] == "7.25"
