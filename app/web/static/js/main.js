@@ -177,9 +177,7 @@ function updateUnread() {
 }
 
 async function loadNotifications() {
-  const page = await api('GET', '/api/notifications?limit=20');
-  for (const note of page.items) renderNotification(note);
-  updateUnread();
+  // The button works at once: the stream may show a notification before this list arrives.
   document.getElementById('read-all').addEventListener('click', async () => {
     await api('POST', '/api/notifications/read-all');
     for (const item of list.querySelectorAll('li.unread')) {
@@ -188,6 +186,9 @@ async function loadNotifications() {
     }
     updateUnread();
   });
+  const page = await api('GET', '/api/notifications?limit=20');
+  for (const note of page.items) renderNotification(note);
+  updateUnread();
 }
 
 function listen() {
