@@ -7,11 +7,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -54,12 +56,21 @@ def gunicorn(**settings: str) -> Iterator[str]:
                     process.stderr.read().decode() if process.stderr else ""
                 ) from None
             time.sleep(0.1)
+    # Keep reading its log: a pipe nobody reads fills up (64 KiB) and then blocks every worker
+    # that writes a line (the browser tests make enough requests to get there).
+    threading.Thread(target=_drain, args=(process.stderr,), daemon=True).start()
     try:
         yield url
     finally:
         process.terminate()
         process.wait(20)
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _drain(stream: IO[bytes] | None) -> None:
+    if stream is not None:
+        for _ in stream:
+            pass
 
 
 @pytest.fixture(scope="session")
