@@ -45,7 +45,8 @@ def site() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(site: str) -> Iterator[Browser]:
+    """Closed before the site stops, so no connection of it holds gunicorn's shutdown."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium_path())
@@ -391,10 +392,11 @@ def test_filters_load_more_and_the_months_totals(app, visitors, wiring) -> None:
 
 def test_notifications_mark_all_read_and_the_alert_threshold_saves(app, visitors) -> None:  # type: ignore[no-untyped-def]
     user = uuid.uuid4()
-    fund(app, user, "5")
+    fund(app, user, "50")  # above the default alert threshold: no low-balance alert comes later
     page = visitors(user).log_in().open()
     notifications = page.get_by_role("region", name="Notifications")
-    expect(page.locator("#unread-count")).not_to_have_text("0")
+    expect(notifications.get_by_text("reward received 50.000000")).to_be_visible()
+    expect(page.locator("#unread-count")).to_have_text("1")
     notifications.get_by_role("button", name="Mark all read").click()
     expect(page.locator("#unread-count")).to_have_text("0")
     alerts = page.get_by_role("form", name="Alerts")
