@@ -17,7 +17,7 @@ import marshmallow as ma
 import segno
 from flask import Blueprint, Response, redirect, render_template, request
 
-from app.api.auth import SESSION_COOKIE, authenticate
+from app.api.auth import SESSION_COOKIE, authenticate, session_id
 from app.api.context import db, wiring
 from app.api.schemas import TransactionQuerySchema
 from app.api.session import set_session_cookie, start_session
@@ -77,8 +77,10 @@ def index() -> Any:
 
 
 def _session_principal() -> Any | None:
-    """The principal of the request's live session cookie, or None (no cookie, or it ended)."""
-    if not request.cookies.get(SESSION_COOKIE):
+    """The principal of the request's live session cookie, or None (no cookie, or it ended).
+    The page needs the cookie (its CSRF token is derived from it): a request carrying an
+    Authorization header gets the sign-in page."""
+    if session_id() is None:
         return None
     try:
         return authenticate()
@@ -121,7 +123,7 @@ def wallet_page() -> Any:
         settings = low_balance.settings_of(session, config, principal.user_id)
     with db().statement() as conn:
         months = analytics.monthly_totals(conn, principal.wallet_id)
-    session_cookie = request.cookies[SESSION_COOKIE]
+    session_cookie = session_id() or ""
     return Response(
         render_template(
             "wallet.html",
