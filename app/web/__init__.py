@@ -18,12 +18,12 @@ import segno
 from flask import Blueprint, Response, redirect, render_template, request
 
 from app.api.auth import SESSION_COOKIE, authenticate, session_id
-from app.api.context import db, wiring
+from app.api.context import wiring
 from app.api.schemas import TransactionQuerySchema
 from app.api.session import set_session_cookie, start_session
-from app.domain.errors import AuthenticationError, WalletError
+from app.domain.errors import AuthenticationError
 from app.domain.transactions import Kind, Status
-from app.services import analytics, browser_sessions, history, low_balance, wallets
+from app.services import analytics, browser_sessions, history, wallet_page
 
 bp = Blueprint(
     "pages",
@@ -89,7 +89,7 @@ def _session_principal() -> Any | None:
 
 
 @bp.route("/wallet")
-def wallet_page() -> Any:
+def wallet() -> Any:
     principal = _session_principal()
     if principal is None:
         response = Response(render_template("signin.html"), mimetype="text/html")
@@ -98,47 +98,26 @@ def wallet_page() -> Any:
         return response
     config = wiring().config
     try:
-        filters = TransactionQuerySchema().load(_api_query(request.args))
-        filter_error = None
+        args, refused = TransactionQuerySchema().load(_api_query(request.args)), None
     except ma.ValidationError as error:
-        filters, filter_error = {"limit": 20}, _first_messages(error.messages)
-    wallet, _ = wallets.overview(db(), principal.wallet_id, limit=0)
-    try:
-        with db().statement() as conn:
-            items, next_cursor = history.list_transactions(
-                conn,
-                principal.wallet_id,
-                history.Filters(
-                    filters.get("type"),
-                    filters.get("status"),
-                    filters.get("since"),
-                    filters.get("until"),
-                ),
-                filters["limit"],
-                filters.get("cursor"),
-            )
-    except WalletError as error:  # a cursor that is not one of ours
-        items, next_cursor, filter_error = [], None, error.detail
-    with db().transaction() as session:
-        settings = low_balance.settings_of(session, config, principal.user_id)
-    with db().statement() as conn:
-        months = analytics.monthly_totals(conn, principal.wallet_id)
-    session_cookie = session_id() or ""
+        args, refused = {"limit": 20}, _first_messages(error.messages)
+    filters = history.Filters(
+        args.get("type"), args.get("status"), args.get("since"), args.get("until")
+    )
+    view = wallet_page.page_view(
+        wiring(), principal.user_id, principal.wallet_id, filters, args["limit"], args.get("cursor")
+    )
     return Response(
         render_template(
             "wallet.html",
-            csrf_token=browser_sessions.csrf_token(config.jwt_secret, session_cookie),
+            csrf_token=browser_sessions.csrf_token(config.jwt_secret, session_id() or ""),
             user_id=principal.user_id,
-            wallet=wallet,
-            items=items,
-            next_cursor=next_cursor,
+            view=view,
             filters=request.args,
-            filter_error=filter_error,
+            filter_error=refused or view.filter_error,
             kinds=[k.value for k in Kind],
             statuses=[s.value for s in Status],
-            settings=settings,
-            analytics=months,
-            chart=analytics.chart(months),
+            chart=analytics.chart(view.months),
             explorer=explorer_link(config.solana_chain_id, config.solana_rpc_url),
         ),
         mimetype="text/html",
