@@ -156,6 +156,11 @@ def login_form() -> Any:
 
 @bp.route("/wallet/login", methods=["POST"])
 def login() -> Any:
+    """Exchange the code for a session. Only from this origin's own form: another site posting
+    its owner's code would sign the visitor in to the wrong account (login CSRF)."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        page = render_template("login.html", code="", error="Sign-in from another site refused")
+        return Response(page, status=403, mimetype="text/html")
     try:
         found = browser_sessions.redeem_login_code(wiring().redis, request.form.get("code", ""))
     except browser_sessions.LoginCodeInvalidError as error:

@@ -153,6 +153,20 @@ def test_a_login_link_signs_in_once_and_never_carries_the_token(app, user) -> No
     assert again.headers.get("Set-Cookie") is None
 
 
+def test_a_login_form_posted_from_another_site_is_refused_and_keeps_the_code(app, user) -> None:  # type: ignore[no-untyped-def]
+    result = app.test_cli_runner().invoke(args=["users", "token", str(user), "--link"])
+    code = result.output.strip().split("code=", 1)[1]
+    browser = app.test_client()
+    refused = browser.post(
+        "/wallet/login", data={"code": code}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert refused.status_code == 403 and browser.get_cookie(SESSION_COOKIE) is None
+    own = browser.post(
+        "/wallet/login", data={"code": code}, headers={"Sec-Fetch-Site": "same-origin"}
+    )
+    assert own.status_code == 303 and browser.get_cookie(SESSION_COOKIE) is not None
+
+
 def test_the_root_redirects_to_the_page_and_the_page_sends_a_strict_csp(client, user) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/").headers["Location"].endswith("/wallet")
     signed_out = client.get("/wallet")
