@@ -406,3 +406,23 @@ def test_notifications_mark_all_read_and_the_alert_threshold_saves(app, visitors
     alerts.get_by_label("Low-balance alert threshold").fill("2.5")
     alerts.get_by_role("button", name="Save").click()
     expect(page.locator("#settings-status")).to_have_text("Saved: alert below 2.500000.")
+
+
+def test_a_one_time_login_link_signs_the_browser_in(app, browser, site) -> None:  # type: ignore[no-untyped-def]
+    user = uuid.uuid4()
+    fund(app, user, "3")
+    printed = app.test_cli_runner().invoke(
+        args=["users", "token", str(user), "--link", "--base-url", site]
+    )
+    assert printed.exit_code == 0, printed.output
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto(printed.output.strip())
+        page.get_by_role("button", name="Sign in").click()
+        expect(balance_of(page)).to_have_text("3.000000")
+        assert urlparse(page.url).path == "/wallet"
+        page.get_by_role("button", name="Sign out").click()
+        expect(page.get_by_text('make token ARGS="--link"')).to_be_visible()
+    finally:
+        context.close()
