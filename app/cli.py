@@ -9,11 +9,12 @@ from datetime import timedelta
 from urllib.parse import urlencode, urlparse
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 from solders.pubkey import Pubkey
 
 from app.api.auth import TOKEN_ROLES, TokenRules, issue_token
+from app.bootstrap import wiring
 from app.chain.rpc import ChainRejectedError, ChainUnavailableError, JsonRpc
 from app.domain.accounts import is_reserved
 from app.domain.money import AmountError, parse_amount, to_wire
@@ -44,7 +45,7 @@ def token(user_id: uuid.UUID | None, role: str, hours: int, link: bool, base_url
     one-time login link: the link carries a short-lived code, never the token itself."""
     if user_id is not None and is_reserved(user_id):  # the API would refuse it (403)
         raise click.BadParameter("reserved for system accounts", param_hint="USER_ID")
-    config = current_app.extensions["wallet"].config
+    config = wiring().config
     ttl = timedelta(hours=hours)
     if not 0 < ttl.total_seconds() <= config.jwt_max_lifetime_seconds:
         raise click.BadParameter(
@@ -57,7 +58,7 @@ def token(user_id: uuid.UUID | None, role: str, hours: int, link: bool, base_url
                 "the wallet page is for user and admin roles", param_hint="--role"
             )
         code = browser_sessions.issue_login_code(
-            current_app.extensions["wallet"].redis,
+            wiring().redis,
             user_id or uuid.uuid4(),
             role,
             int(ttl.total_seconds()),
@@ -82,7 +83,7 @@ def mint(amount: str, note: str) -> None:
         raise click.BadParameter(str(exc), param_hint="AMOUNT") from None
     if value <= 0:
         raise click.BadParameter("must be greater than zero", param_hint="AMOUNT")
-    w = current_app.extensions["wallet"]
+    w = wiring()
     tx_id = transfers.mint(w, w.system, value, note)
     click.echo(f"issuance {tx_id} of {to_wire(value)} recorded (settles through the pipeline)")
 
@@ -90,7 +91,7 @@ def mint(amount: str, note: str) -> None:
 @ledger.command("check")
 def check() -> None:
     """Verify the ledger invariants; exit 1 on any violation."""
-    with current_app.extensions["wallet"].db.transaction() as session:
+    with wiring().db.transaction() as session:
         violations = invariants.check(session)
         warning = invariants.history_warning(session)
     for v in violations:
@@ -112,7 +113,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 @click.option("--sol", default="1", show_default=True, help="SOL to airdrop for fees.")
 def fund(address: str, amount: str, sol: str) -> None:
     """Airdrop SOL and mint AMOUNT tokens to ADDRESS's associated token account."""
-    url = current_app.extensions["wallet"].config.solana_rpc_url
+    url = wiring().config.solana_rpc_url
     if urlparse(url).hostname not in LOOPBACK:
         raise click.ClickException(f"refusing: {url} is not a local cluster")
     try:
@@ -141,9 +142,9 @@ keys_group = AppGroup("keys", help="Encryption keys for data at rest (WALLET_DAT
 @keys_group.command("rotate")
 def rotate_keys() -> None:
     """Re-seal wallet data under the first (current) key of WALLET_DATA_KEY."""
-    wiring = current_app.extensions["wallet"]
-    count = keys.rotate(wiring.db, wiring.keyring)
-    click.echo(f"re-sealed {count} value(s) under key {wiring.keyring.current!r}")
+    adapters = wiring()
+    count = keys.rotate(adapters.db, adapters.keyring)
+    click.echo(f"re-sealed {count} value(s) under key {adapters.keyring.current!r}")
 
 
 @keys_group.command("generate")
@@ -156,9 +157,9 @@ def generate_key() -> None:
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def seal_file(path: str) -> None:
     """Print PATH (e.g. the treasury keypair JSON) sealed, for TREASURY_KEYPAIR=sealed:<…>."""
-    wiring = current_app.extensions["wallet"]
+    adapters = wiring()
     with open(path) as handle:
-        sealed = wiring.keyring.seal({"content": handle.read()})
+        sealed = adapters.keyring.seal({"content": handle.read()})
     click.echo("sealed:" + json.dumps(sealed, separators=(",", ":")))
 
 

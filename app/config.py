@@ -435,6 +435,9 @@ PROCESS_SETTINGS = (
         "shared by all processes so /metrics aggregates them",
     ),
     Documented("LOG_FORMAT", "`json`", "JSON lines on stderr (`text` for plain)"),
+    Documented(
+        "CHROMIUM_PATH", "`/usr/bin/chromium`", "tests only: the Chromium the browser tests drive"
+    ),
     Documented("LOG_LEVEL", "`INFO`", "log level of every process"),
 )
 

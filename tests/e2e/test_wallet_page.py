@@ -18,10 +18,9 @@ from sqlalchemy import text
 
 from app.services import transfers, withdrawals
 from tests.chain_support import funded_wallet, pay, token_account, token_balance
-from tests.conftest import token_for
 from tests.e2e.browser import DESKTOP, PHONE, SCREENSHOTS, FakeWallet, chromium_path
 from tests.e2e.conftest import gunicorn
-from tests.support import fund, provision, wait_settled, wait_until
+from tests.support import fund, provision, token_for, wait_settled, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
@@ -342,7 +341,7 @@ def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(  # type: ignor
     solana.advance(FINALITY)
     wait_until(
         lambda: (
-            withdrawals.process(wiring, app.extensions["system_wallets"], uuid.UUID(tx_id))
+            withdrawals.process(wiring, app.extensions["wallet"].system, uuid.UUID(tx_id))
             in ("completed", "noop")
         ),
         timeout=30,
@@ -359,10 +358,10 @@ def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(  # type: ignor
 def test_filters_load_more_and_the_months_totals(app, visitors, wiring) -> None:  # type: ignore[no-untyped-def]
     user = uuid.uuid4()
     provision(app, user)
-    system = app.extensions["system_wallets"]
+    system = app.extensions["wallet"].system
     wait_settled(wiring.db, [transfers.mint(wiring, system, Decimal(300), "test funding")])
     service = uuid.uuid4()
-    app.extensions["provisioner"].wallet_id_for(service, "service")
+    app.extensions["wallet"].provisioner.wallet_id_for(service, "service")
     rewards = transfers.reward(
         wiring,
         system,

@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 
 from app.api.auth import SESSION_COOKIE
-from tests.conftest import auth, token_for
-from tests.support import fund, provision, wait_settled
+from tests.support import auth, fund, provision, token_for, wait_settled
 
 pytestmark = pytest.mark.usefixtures("worker")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
