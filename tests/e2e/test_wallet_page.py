@@ -425,3 +425,39 @@ def test_a_one_time_login_link_signs_the_browser_in(app, browser, site) -> None:
         expect(page.get_by_text('make token ARGS="--link"')).to_be_visible()
     finally:
         context.close()
+
+
+def test_a_high_value_transfer_is_confirmed_by_the_connected_wallet(visitors, app, db) -> None:  # type: ignore[no-untyped-def]
+    """Step-up (issue 12): at or above the user's own step-up amount the server asks for the
+    connected wallet's signature; the page has the wallet sign and the transfer completes."""
+    visitor = visitors().log_in()
+    fund(app, visitor.user, "100")
+    recipient = uuid.uuid4()
+    provision(app, recipient)
+    wallet = FakeWallet()
+    wallet.install(visitor.context)
+    page = visitor.open()
+    page.get_by_role("button", name="Connect wallet").click()
+    expect(page.get_by_text("Connected", exact=True)).to_be_visible()
+    lowered = visitor.context.request.put(
+        "/api/wallet/settings",
+        data={"step_up_amount": "5"},
+        headers={"Authorization": f"Bearer {token_for(visitor.user)}"},
+    )
+    assert lowered.status == 200, lowered.text()
+
+    send(page, recipient, "7.5", "big one")
+    expect(page.locator("#send-status")).to_have_text("Transfer completed.", timeout=20_000)
+    confirmation = wallet.signed[-1].decode()
+    assert "7.5" in confirmation and str(recipient) in confirmation
+    expect(balance_of(page)).to_have_text("92.500000")
+    with db.transaction() as session:
+        stage = session.scalar(
+            text(
+                "SELECT details->'confirmation'->>'address' FROM transactions WHERE note = :n"
+                " AND kind = 'transfer' ORDER BY created_at DESC LIMIT 1"
+            ),
+            {"n": "big one"},
+        )
+    assert stage == wallet.address
+    assert visitor.errors == [], visitor.errors

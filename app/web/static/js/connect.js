@@ -49,6 +49,19 @@ async function legacyConnect(provider) {
   };
 }
 
+// Step-up: the connected wallet signs a high-value movement's confirmation message. The page
+// may have been reloaded since connecting, so the wallet is found again by its address.
+export async function signWithConnected(address, text) {
+  for (const choice of discover()) {
+    const account = await choice.connect();
+    if (account.address === address) {
+      const { signature } = await account.sign(new TextEncoder().encode(text));
+      return toBase64(signature);
+    }
+  }
+  throw new Error('Open the wallet connected to this account to confirm.');
+}
+
 function rejected(error) {
   return error?.code === 4001 || /reject|denied|cancel/i.test(`${error?.name} ${error?.message}`);
 }

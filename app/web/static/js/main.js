@@ -1,7 +1,7 @@
 // The wallet page's behaviour: send, deposit, withdraw, live updates, notifications, settings.
 import { api, ApiError, newKey, setText, showProblem } from './api.js';
 import { follow, refresh, setUpLoadMore, statusText, upsertRow, watching } from './history.js';
-import { setUpConnection } from './connect.js';
+import { setUpConnection, signWithConnected } from './connect.js';
 
 const root = document.getElementById('wallet');
 
@@ -12,6 +12,15 @@ async function refreshBalance() {
   const reserved = (Number(balance) - Number(available)).toFixed(6);
   document.getElementById('reserved').hidden = reserved === '0.000000';
   setText('reserved-amount', reserved);
+}
+
+// A transfer or withdrawal at or above the step-up amount waits for the connected wallet's
+// signature of its confirmation message (the server answers `confirmation`).
+async function confirmIfAsked(result, statusId) {
+  if (!result.confirmation) return result;
+  setText(statusId, 'Confirm it in your wallet: this amount needs your signature.');
+  const signature = await signWithConnected(root.dataset.address, result.confirmation.message);
+  return api('POST', `/api/wallet/transactions/${result.transaction_id}/confirm`, { signature });
 }
 
 // One Idempotency-Key per submission: kept while the same values are retried after a network
@@ -40,9 +49,10 @@ function setUpSend() {
     showProblem('send', null, 'send-status', ['recipient_id', 'amount', 'note']);
     setText('send-status', 'Sending…');
     try {
-      const result = await api('POST', '/api/wallet/transfer', values, { 'Idempotency-Key': key });
+      const accepted = await api('POST', '/api/wallet/transfer', values, { 'Idempotency-Key': key });
       answered();
       form.reset();
+      const result = await confirmIfAsked(accepted, 'send-status');
       const item = { id: result.transaction_id, type: 'transfer', amount: `-${values.amount}`,
         status: result.status, note: values.note, created_at: new Date().toISOString(),
         failure_reason: result.failure_reason, counterparty: values.recipient_id };
@@ -117,10 +127,11 @@ function setUpWithdraw() {
     button.disabled = true;
     showProblem('withdraw', null, 'withdraw-status', ['amount']);
     try {
-      const result = await api('POST', '/api/wallet/withdrawals', { amount }, { 'Idempotency-Key': key });
+      const accepted = await api('POST', '/api/wallet/withdrawals', { amount }, { 'Idempotency-Key': key });
       answered();
       confirm.hidden = true;
       form.reset();
+      const result = await confirmIfAsked(accepted, 'withdraw-status');
       upsertRow({ id: result.transaction_id, type: 'withdrawal', amount: `-${amount}`,
         status: result.status, created_at: new Date().toISOString(), counterparty: 'chain' });
       setText('withdraw-status', 'Withdrawal pending.');
