@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+from swagger_ui_bundle import swagger_ui_path
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api import (

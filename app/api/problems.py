@@ -93,7 +93,7 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Raw(metadata={"description": "Invalid fields and why"})
 
 
-class ProblemApi(Api):  # type: ignore[misc]
+class ProblemApi(Api):
     """flask-smorest's Api, answering its own errors (422 validation, 404, …) as problem+json."""
 
     ERROR_SCHEMA = ProblemSchema

@@ -19,7 +19,7 @@ from app.domain.money import (
 from app.domain.transactions import Kind, Status
 
 
-class Amount(ma.fields.Field):  # type: ignore[type-arg]
+class Amount(ma.fields.Field):
     """A decimal amount: accepts a decimal string or a JSON number, answers a string with six
     places ("10.500000"). Floats never touch the value: numbers are parsed from their text.
     Strings must match the documented pattern (`app.domain.money.AMOUNT_PATTERN`); a positive

@@ -82,7 +82,7 @@ def resolve(client: redis.Redis, session_id: str) -> BrowserSession:
         raise SessionStoreUnavailableError() from error
     if raw is None:
         raise AuthenticationError("session expired or ended")
-    return _load(raw)  # type: ignore[arg-type]
+    return _load(raw)
 
 
 def end(client: redis.Redis, session_id: str) -> None:
@@ -121,4 +121,4 @@ def redeem_login_code(client: redis.Redis, code: str) -> BrowserSession:
         raise SessionStoreUnavailableError() from error
     if raw is None:
         raise LoginCodeInvalidError()
-    return _load(raw)  # type: ignore[arg-type]
+    return _load(raw)

@@ -17,7 +17,7 @@ def rotate(db: Database, keyring: Keyring, batch: int = 500) -> int:
     while True:
         with db.transaction() as session:
             query = select(Wallet).where(
-                or_(*(Wallet.data.has_key(name) for name in SEALED_FIELDS))  # type: ignore[attr-defined]
+                or_(*(Wallet.data.has_key(name) for name in SEALED_FIELDS))
             )
             if after is not None:
                 query = query.where(Wallet.id > after)

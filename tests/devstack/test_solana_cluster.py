@@ -318,7 +318,7 @@ def test_a_failing_transaction_is_refused_by_preflight_but_lands_failed_without_
     assert balance(cluster, payer.pubkey()) == 10**9  # nothing landed, no fee
 
     signature = send(cluster, too_much, skip_preflight=True)
-    assert status(cluster, signature)["err"] == {"InstructionError": [0, {"Custom": 1}]}  # type: ignore[index]
+    assert status(cluster, signature)["err"] == {"InstructionError": [0, {"Custom": 1}]}
     assert balance(cluster, payer.pubkey()) == 10**9 - 5000  # a failed tx still pays its fee
     tx = rpc(cluster.url, "getTransaction", signature, {"commitment": "confirmed"})["result"]
     assert tx["meta"]["status"] == {"Err": {"InstructionError": [0, {"Custom": 1}]}}
@@ -360,7 +360,7 @@ def test_restart_with_the_same_state_dir_keeps_keys_balances_and_history(tmp_pat
         assert token_balance(second, payee.pubkey()) == "3"
         assert token_balance(second, payer.pubkey()) == "97"
         assert token_balance(second, treasury) == "1000000"
-        assert status(second, signature)["confirmationStatus"] == "finalized"  # type: ignore[index]
+        assert status(second, signature)["confirmationStatus"] == "finalized"
         send(second, pending)  # a blockhash from before the restart is still in its window
         assert balance(second, payee.pubkey()) == 10**6
 

@@ -41,7 +41,7 @@ class Stream:
         except (OSError, ValueError, AttributeError):  # closed under the reader
             pass
 
-    def next(self, kind: str, timeout: float = 10.0) -> dict:  # type: ignore[type-arg]
+    def next(self, kind: str, timeout: float = 10.0) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             event = self.events.get(timeout=max(0.01, deadline - time.monotonic()))

@@ -14,7 +14,7 @@ def _metric_total(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def test_request_metrics_count_every_request_across_worker_processes(live_server) -> None:  # type: ignore[no-untyped-def]
+def test_request_metrics_count_every_request_across_worker_processes(live_server) -> None:
     def scrape() -> str:
         with urllib.request.urlopen(f"{live_server}/metrics", timeout=10) as response:
             return response.read().decode()
@@ -29,7 +29,7 @@ def test_request_metrics_count_every_request_across_worker_processes(live_server
     assert "http_request_duration_seconds_bucket" in text
 
 
-def test_the_request_id_is_kept_or_given(live_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_request_id_is_kept_or_given(live_server) -> None:
     request = urllib.request.Request(
         f"{live_server}/api/wallet", headers={"X-Request-ID": "req-123", **auth(uuid.uuid4())}
     )
@@ -39,7 +39,7 @@ def test_the_request_id_is_kept_or_given(live_server) -> None:  # type: ignore[n
         assert len(response.headers["X-Request-ID"]) == 32
 
 
-def test_rate_limits_hold_across_two_worker_processes(live_server) -> None:  # type: ignore[no-untyped-def]
+def test_rate_limits_hold_across_two_worker_processes(live_server) -> None:
     import json
     import urllib.error
 

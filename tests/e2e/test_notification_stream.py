@@ -14,13 +14,13 @@ from tests.support import auth, fund, post_transfer, provision, wait_until
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _transfer(client, sender, recipient, amount):  # type: ignore[no-untyped-def]
+def _transfer(client, sender, recipient, amount):
     response = post_transfer(client, sender, recipient, amount)
     assert response.status_code == 202
     return response.get_json()["transaction_id"]
 
 
-def test_a_recipient_stream_receives_the_transfer_and_resumes_without_gaps(  # type: ignore[no-untyped-def]
+def test_a_recipient_stream_receives_the_transfer_and_resumes_without_gaps(
     live_server, app, client
 ) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -55,7 +55,7 @@ def test_a_recipient_stream_receives_the_transfer_and_resumes_without_gaps(  # t
     assert [Decimal(r["amount"]) for r in replayed] == [1, 2]
 
 
-def test_the_stream_requires_a_token(live_server) -> None:  # type: ignore[no-untyped-def]
+def test_the_stream_requires_a_token(live_server) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(f"{live_server}/api/notifications/stream", timeout=5)
     assert caught.value.code == 401
@@ -67,7 +67,7 @@ def _refused(url: str, headers: dict[str, str]) -> urllib.error.HTTPError:
     return caught.value
 
 
-def test_a_user_holds_at_most_five_streams_across_workers_and_a_closed_one_frees_its_slot(  # type: ignore[no-untyped-def]
+def test_a_user_holds_at_most_five_streams_across_workers_and_a_closed_one_frees_its_slot(
     live_server,
 ) -> None:
     """Two worker processes answer these requests; the count is shared through Redis."""

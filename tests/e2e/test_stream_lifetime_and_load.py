@@ -47,7 +47,7 @@ def _notify(app: Any, user: uuid.UUID) -> int:
     return notification_id
 
 
-def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_without_missing_anything(  # type: ignore[no-untyped-def]
+def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_without_missing_anything(
     short_lived, app
 ) -> None:
     user = uuid.uuid4()
@@ -73,9 +73,7 @@ def test_a_stream_ends_after_its_lifetime_and_the_client_resumes_without_missing
         source.close()
 
 
-def test_a_stream_that_delivered_nothing_still_resumes_without_a_gap(  # type: ignore[no-untyped-def]
-    short_lived, app
-) -> None:
+def test_a_stream_that_delivered_nothing_still_resumes_without_a_gap(short_lived, app) -> None:
     """A fresh stream (no Last-Event-ID) tells the client where it starts, so a notification
     made between its end and the reconnection is not lost."""
     user = uuid.uuid4()
@@ -91,9 +89,7 @@ def test_a_stream_that_delivered_nothing_still_resumes_without_a_gap(  # type: i
         source.close()
 
 
-def test_forty_streams_from_one_user_do_not_starve_another_users_requests(  # type: ignore[no-untyped-def]
-    roomy, app
-) -> None:
+def test_forty_streams_from_one_user_do_not_starve_another_users_requests(roomy, app) -> None:
     """Once, 40 open streams took every request thread of the API and other users' requests
     waited until they timed out."""
     streamer, other = uuid.uuid4(), uuid.uuid4()

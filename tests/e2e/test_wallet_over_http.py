@@ -12,7 +12,7 @@ from app.models import Wallet
 from tests.support import auth
 
 
-def _get(url: str, headers: dict[str, str]) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _get(url: str, headers: dict[str, str]) -> tuple[int, dict]:
     request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -21,7 +21,7 @@ def _get(url: str, headers: dict[str, str]) -> tuple[int, dict]:  # type: ignore
         return error.code, json.load(error)
 
 
-def test_fifty_first_requests_across_processes_create_one_wallet(live_server, db) -> None:  # type: ignore[no-untyped-def]
+def test_fifty_first_requests_across_processes_create_one_wallet(live_server, db) -> None:
     user = uuid.uuid4()
     headers = auth(user)
     with ThreadPoolExecutor(max_workers=50) as pool:
@@ -35,19 +35,19 @@ def test_fifty_first_requests_across_processes_create_one_wallet(live_server, db
     assert count == 1
 
 
-def test_a_guest_gets_a_401_problem_over_http(live_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_guest_gets_a_401_problem_over_http(live_server) -> None:
     status, body = _get(f"{live_server}/api/wallet", {})
     assert status == 401 and body["code"] == "unauthorized"
 
 
-def test_readyz_over_http(live_server) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_over_http(live_server) -> None:
     assert _get(f"{live_server}/readyz", {}) == (
         200,
         {"status": "ready", "checks": {"database": "ok", "redis": "ok"}},
     )
 
 
-def _post(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _post(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body).encode(),
@@ -61,7 +61,7 @@ def _post(url: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:  #
         return error.code, json.load(error)
 
 
-def test_a_transfer_over_http_settles_through_the_worker(live_server, app, db, worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_transfer_over_http_settles_through_the_worker(live_server, app, db, worker) -> None:
     from decimal import Decimal
 
     from tests.support import balance, fund

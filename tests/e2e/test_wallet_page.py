@@ -116,7 +116,7 @@ def send(page: Page, recipient: uuid.UUID, amount: str, note: str = "") -> None:
     form.get_by_role("button", name="Send").click()
 
 
-def test_send_tokens_shows_pending_then_completed_and_both_balances_move_live(  # type: ignore[no-untyped-def]
+def test_send_tokens_shows_pending_then_completed_and_both_balances_move_live(
     app, visitors
 ) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -158,7 +158,7 @@ def test_send_tokens_shows_pending_then_completed_and_both_balances_move_live(  
     bob_page.screenshot(path=str(SCREENSHOTS / "wallet-390x844-full.png"), full_page=True)
 
 
-def test_the_session_cookie_is_hidden_from_scripts_csrf_is_required_and_csp_is_strict(  # type: ignore[no-untyped-def]
+def test_the_session_cookie_is_hidden_from_scripts_csrf_is_required_and_csp_is_strict(
     visitors,
 ) -> None:
     visitor = visitors().log_in()
@@ -189,7 +189,7 @@ def test_the_session_cookie_is_hidden_from_scripts_csrf_is_required_and_csp_is_s
     assert [e for e in errors if "403" not in e] == [], errors
 
 
-def test_a_standard_wallet_connects_stays_connected_after_reload_and_disconnects(  # type: ignore[no-untyped-def]
+def test_a_standard_wallet_connects_stays_connected_after_reload_and_disconnects(
     visitors,
 ) -> None:
     visitor = visitors().log_in()
@@ -213,7 +213,7 @@ def test_a_standard_wallet_connects_stays_connected_after_reload_and_disconnects
     assert visitor.errors == [], visitor.errors
 
 
-def test_without_a_wallet_the_page_says_so_and_an_expired_challenge_is_explained(  # type: ignore[no-untyped-def]
+def test_without_a_wallet_the_page_says_so_and_an_expired_challenge_is_explained(
     visitors, wiring
 ) -> None:
     bare = visitors().log_in().open()
@@ -245,7 +245,7 @@ def test_without_a_wallet_the_page_says_so_and_an_expired_challenge_is_explained
     page.screenshot(path=str(SCREENSHOTS / "wallet-connected-390x844.png"))
 
 
-def test_the_legacy_phantom_provider_connects_too(visitors) -> None:  # type: ignore[no-untyped-def]
+def test_the_legacy_phantom_provider_connects_too(visitors) -> None:
     visitor = visitors().log_in()
     wallet = FakeWallet()
     wallet.install(visitor.context, legacy=True)
@@ -256,7 +256,7 @@ def test_the_legacy_phantom_provider_connects_too(visitors) -> None:  # type: ig
     assert visitor.errors == [], visitor.errors
 
 
-def test_with_two_wallets_a_chooser_offers_each_by_name(visitors) -> None:  # type: ignore[no-untyped-def]
+def test_with_two_wallets_a_chooser_offers_each_by_name(visitors) -> None:
     visitor = visitors().log_in()
     standard, legacy = FakeWallet("Backpack"), FakeWallet()
     standard.install(visitor.context)
@@ -275,9 +275,7 @@ def test_with_two_wallets_a_chooser_offers_each_by_name(visitors) -> None:  # ty
     assert legacy.signed == []
 
 
-def test_a_deposit_shows_a_qr_code_and_completes_when_paid_on_chain(  # type: ignore[no-untyped-def]
-    visitors, solana
-) -> None:
+def test_a_deposit_shows_a_qr_code_and_completes_when_paid_on_chain(visitors, solana) -> None:
     visitor = visitors().log_in()
     page = visitor.open()
     form = page.get_by_role("form", name="Deposit")
@@ -309,7 +307,7 @@ def test_a_deposit_shows_a_qr_code_and_completes_when_paid_on_chain(  # type: ig
     assert visitor.errors == [], visitor.errors
 
 
-def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(  # type: ignore[no-untyped-def]
+def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(
     app, visitors, solana, wiring
 ) -> None:
     user = uuid.uuid4()
@@ -355,7 +353,7 @@ def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(  # type: ignor
     assert visitor.errors == [], visitor.errors
 
 
-def test_filters_load_more_and_the_months_totals(app, visitors, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_filters_load_more_and_the_months_totals(app, visitors, wiring) -> None:
     user = uuid.uuid4()
     provision(app, user)
     system = app.extensions["wallet"].system
@@ -389,7 +387,7 @@ def test_filters_load_more_and_the_months_totals(app, visitors, wiring) -> None:
     assert re.search(r"type=reward", page.url)
 
 
-def test_notifications_mark_all_read_and_the_alert_threshold_saves(app, visitors) -> None:  # type: ignore[no-untyped-def]
+def test_notifications_mark_all_read_and_the_alert_threshold_saves(app, visitors) -> None:
     user = uuid.uuid4()
     fund(app, user, "50")  # above the default alert threshold: no low-balance alert comes later
     page = visitors(user).log_in().open()
@@ -407,7 +405,7 @@ def test_notifications_mark_all_read_and_the_alert_threshold_saves(app, visitors
     expect(page.locator("#settings-status")).to_have_text("Saved: alert below 2.500000.")
 
 
-def test_a_one_time_login_link_signs_the_browser_in(app, browser, site) -> None:  # type: ignore[no-untyped-def]
+def test_a_one_time_login_link_signs_the_browser_in(app, browser, site) -> None:
     user = uuid.uuid4()
     fund(app, user, "3")
     printed = app.test_cli_runner().invoke(
@@ -427,7 +425,7 @@ def test_a_one_time_login_link_signs_the_browser_in(app, browser, site) -> None:
         context.close()
 
 
-def test_a_high_value_transfer_is_confirmed_by_the_connected_wallet(visitors, app, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_high_value_transfer_is_confirmed_by_the_connected_wallet(visitors, app, db) -> None:
     """Step-up (issue 12): at or above the user's own step-up amount the server asks for the
     connected wallet's signature; the page has the wallet sign and the transfer completes."""
     visitor = visitors().log_in()

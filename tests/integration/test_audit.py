@@ -12,7 +12,7 @@ from tests.support import auth, fund, provision
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _entries(db, **where):  # type: ignore[no-untyped-def]
+def _entries(db, **where):
     with db.transaction() as session:
         query = select(AuditLog)
         for name, value in where.items():
@@ -22,7 +22,7 @@ def _entries(db, **where):  # type: ignore[no-untyped-def]
         return rows
 
 
-def test_the_audit_log_refuses_update_delete_and_truncate_even_to_its_owner(  # type: ignore[no-untyped-def]
+def test_the_audit_log_refuses_update_delete_and_truncate_even_to_its_owner(
     db, owner_db, user, client
 ) -> None:
     """The trigger, behind the privileges the app role lacks (test_app_role.py)."""
@@ -38,7 +38,7 @@ def test_the_audit_log_refuses_update_delete_and_truncate_even_to_its_owner(  # 
     assert _entries(db, actor_id=user)[0].action == "wallet.created"
 
 
-def test_a_transfer_is_audited_from_submission_to_settlement(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_transfer_is_audited_from_submission_to_settlement(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "5")
     provision(app, bob)
@@ -61,7 +61,7 @@ def test_a_transfer_is_audited_from_submission_to_settlement(app, client, db) ->
     assert submitted.occurred_at is not None
 
 
-def test_fees_rewards_and_refunds_are_audited_with_the_service_as_actor(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_fees_rewards_and_refunds_are_audited_with_the_service_as_actor(app, client, db) -> None:
     user, service = uuid.uuid4(), uuid.uuid4()
     fund(app, user, "5")
     response = client.post(
@@ -82,7 +82,7 @@ def test_fees_rewards_and_refunds_are_audited_with_the_service_as_actor(app, cli
     assert len(rewards) == 1 and rewards[0].actor_id is not None  # the funding service
 
 
-def test_auth_failures_are_audited_with_ip_and_request_id(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_auth_failures_are_audited_with_ip_and_request_id(client, db) -> None:
     # A fresh address: only the first failure of an address in a window is audited.
     ip = f"192.0.2.{secrets.randbelow(250) + 1}"
     client.get(
@@ -95,7 +95,7 @@ def test_auth_failures_are_audited_with_ip_and_request_id(client, db) -> None:  
     assert entry.details["reason"] == "invalid token"
 
 
-def test_admins_search_the_audit_log_and_users_cannot(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_admins_search_the_audit_log_and_users_cannot(client, db) -> None:
     user = uuid.uuid4()
     client.get("/api/wallet", headers=auth(user))
     admin = auth(uuid.uuid4(), "admin")

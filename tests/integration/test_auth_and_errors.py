@@ -11,7 +11,7 @@ from app import create_app
 from tests.support import auth, token_for
 
 
-def _is_problem(response, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
+def _is_problem(response, status: int, code: str) -> None:
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     body = response.get_json()
@@ -35,30 +35,30 @@ def _is_problem(response, status: int, code: str) -> None:  # type: ignore[no-un
     ],
     ids=["missing", "empty", "wrong-scheme", "malformed", "expired", "forged"],
 )
-def test_bad_credentials_get_401_problem(client, header) -> None:  # type: ignore[no-untyped-def]
+def test_bad_credentials_get_401_problem(client, header) -> None:
     headers = {"Authorization": header} if header else {}
     _is_problem(client.get("/api/wallet", headers=headers), 401, "unauthorized")
 
 
-def test_a_service_token_cannot_use_a_user_wallet_endpoint(client) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_token_cannot_use_a_user_wallet_endpoint(client) -> None:
     _is_problem(client.get("/api/wallet", headers=auth(uuid.uuid4(), "service")), 403, "forbidden")
 
 
-def test_unknown_route_is_a_404_problem(client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_route_is_a_404_problem(client) -> None:
     _is_problem(client.get("/api/nothing-here"), 404, "not_found")
 
 
-def test_wrong_method_is_a_405_problem(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_method_is_a_405_problem(client, user) -> None:
     _is_problem(client.delete("/api/wallet", headers=auth(user)), 405, "method_not_allowed")
 
 
-def test_readyz_reports_ready_with_database_and_redis(client) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_reports_ready_with_database_and_redis(client) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json()["checks"] == {"database": "ok", "redis": "ok"}
 
 
-def test_readyz_is_503_when_the_database_is_unreachable(config) -> None:  # type: ignore[no-untyped-def]
+def test_readyz_is_503_when_the_database_is_unreachable(config) -> None:
     broken = create_app(config.replace(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
     response = broken.test_client().get("/readyz")
     assert response.status_code == 503
@@ -66,18 +66,18 @@ def test_readyz_is_503_when_the_database_is_unreachable(config) -> None:  # type
     assert response.get_json()["checks"]["redis"] == "ok"
 
 
-def test_an_unreachable_database_answers_503_problem_not_500(config) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_database_answers_503_problem_not_500(config) -> None:
     broken = create_app(config.replace(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
     response = broken.test_client().get("/api/wallet", headers=auth(uuid.uuid4()))
     _is_problem(response, 503, "service_unavailable")
 
 
-def test_healthz_answers_without_dependencies(config) -> None:  # type: ignore[no-untyped-def]
+def test_healthz_answers_without_dependencies(config) -> None:
     broken = create_app(config.replace(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
     assert broken.test_client().get("/healthz").get_json() == {"status": "ok"}
 
 
-def test_openapi_document_and_docs_page_are_served_offline(client) -> None:  # type: ignore[no-untyped-def]
+def test_openapi_document_and_docs_page_are_served_offline(client) -> None:
     spec = client.get("/api/openapi.json").get_json()
     assert "/api/wallet" in spec["paths"]
     assert "bearerAuth" in spec["components"]["securitySchemes"]
@@ -87,7 +87,7 @@ def test_openapi_document_and_docs_page_are_served_offline(client) -> None:  # t
     assert client.get("/api/docs/static/swagger-ui-bundle.js").status_code == 200
 
 
-def test_cli_prints_a_token_for_the_given_user_and_role(app) -> None:  # type: ignore[no-untyped-def]
+def test_cli_prints_a_token_for_the_given_user_and_role(app) -> None:
     from app.api.auth import decode_token
 
     user_id = uuid.uuid4()
@@ -99,7 +99,7 @@ def test_cli_prints_a_token_for_the_given_user_and_role(app) -> None:  # type: i
     )
 
 
-def test_a_known_user_reaches_the_view_without_a_database_statement(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_known_user_reaches_the_view_without_a_database_statement(client, db, user) -> None:
     from tests.integration.test_thin_ingest import statements
 
     def invalid_transfer() -> Any:  # refused by validation, after authentication, in the view
@@ -117,7 +117,7 @@ def test_a_known_user_reaches_the_view_without_a_database_statement(client, db, 
     assert known == []
 
 
-def test_the_limiter_and_authentication_share_one_token_check(client, user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_limiter_and_authentication_share_one_token_check(client, user, monkeypatch) -> None:
     import jwt
 
     decoded, original = [], jwt.decode
@@ -140,7 +140,7 @@ def test_the_limiter_and_authentication_share_one_token_check(client, user, monk
 
 def test_failed_authentications_are_throttled_per_address_and_audited_once_per_window(
     config,
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from sqlalchemy import select
 
     from app.models import AuditLog

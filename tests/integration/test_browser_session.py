@@ -14,20 +14,20 @@ pytestmark = pytest.mark.usefixtures("worker")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([0-9a-f]{64})">')
 
 
-def _log_in(client, user):  # type: ignore[no-untyped-def]
+def _log_in(client, user):
     response = client.post("/api/session", headers=auth(user))
     assert response.status_code == 204, response.get_data(as_text=True)
     return response
 
 
-def _csrf(client) -> str:  # type: ignore[no-untyped-def]
+def _csrf(client) -> str:
     page = client.get("/wallet").get_data(as_text=True)
     found = CSRF_META.search(page)
     assert found, page[:500]
     return found.group(1)
 
 
-def test_a_bearer_token_becomes_an_httponly_lax_cookie_that_lasts_as_long_as_the_token(  # type: ignore[no-untyped-def]
+def test_a_bearer_token_becomes_an_httponly_lax_cookie_that_lasts_as_long_as_the_token(
     client, user
 ) -> None:
     token = token_for(user, ttl=timedelta(hours=2))
@@ -37,7 +37,7 @@ def test_a_bearer_token_becomes_an_httponly_lax_cookie_that_lasts_as_long_as_the
     assert cookie.startswith(f"{SESSION_COOKIE}=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # the test client's host is localhost (loopback)
-    max_age = int(re.search(r"Max-Age=([0-9]+)", cookie).group(1))  # type: ignore[union-attr]
+    max_age = int(re.search(r"Max-Age=([0-9]+)", cookie).group(1))
     assert 7000 <= max_age <= 7200
     assert token not in cookie  # the cookie is a session id, not the token
     # The API now answers the cookie alone.
@@ -45,13 +45,13 @@ def test_a_bearer_token_becomes_an_httponly_lax_cookie_that_lasts_as_long_as_the
     assert overview.status_code == 200
 
 
-def test_the_cookie_is_secure_off_loopback(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_cookie_is_secure_off_loopback(client, user) -> None:
     response = client.post("/api/session", headers={**auth(user), "Host": "wallet.example.com"})
     assert response.status_code == 204
     assert "Secure" in response.headers["Set-Cookie"]
 
 
-def test_unsafe_methods_with_the_cookie_need_the_pages_csrf_token(client, user, app) -> None:  # type: ignore[no-untyped-def]
+def test_unsafe_methods_with_the_cookie_need_the_pages_csrf_token(client, user, app) -> None:
     _log_in(client, user)
     body = {"low_balance_threshold": "5"}
     refused = client.put("/api/wallet/settings", json=body)
@@ -67,7 +67,7 @@ def test_unsafe_methods_with_the_cookie_need_the_pages_csrf_token(client, user, 
     assert accepted.get_json()["low_balance_threshold"] == "5.000000"
 
 
-def test_a_bearer_token_needs_no_csrf_token_and_decides_over_a_cookie(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_bearer_token_needs_no_csrf_token_and_decides_over_a_cookie(client, user) -> None:
     _log_in(client, user)
     other = uuid.uuid4()
     response = client.put(
@@ -80,7 +80,7 @@ def test_a_bearer_token_needs_no_csrf_token_and_decides_over_a_cookie(client, us
     assert theirs["low_balance_threshold"] == "7.000000"
 
 
-def test_deleting_the_session_ends_it_for_every_copy_of_the_cookie(app, user) -> None:  # type: ignore[no-untyped-def]
+def test_deleting_the_session_ends_it_for_every_copy_of_the_cookie(app, user) -> None:
     browser = app.test_client()
     _log_in(browser, user)
     value = browser.get_cookie(SESSION_COOKIE).value
@@ -96,7 +96,7 @@ def test_deleting_the_session_ends_it_for_every_copy_of_the_cookie(app, user) ->
     assert _audited(app, user) == [("session.started", "bearer"), ("session.ended", None)]
 
 
-def _audited(app, user):  # type: ignore[no-untyped-def]
+def _audited(app, user):
     from sqlalchemy import select
 
     from app.models import AuditLog
@@ -110,26 +110,26 @@ def _audited(app, user):  # type: ignore[no-untyped-def]
         return [(row.action, row.details.get("via")) for row in rows]
 
 
-def test_a_cookie_cannot_mint_another_session(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_cookie_cannot_mint_another_session(client, user) -> None:
     _log_in(client, user)
     response = client.post("/api/session", headers={"X-CSRF-Token": _csrf(client)})
     assert response.status_code == 401
     assert response.get_json()["code"] == "unauthorized"
 
 
-def test_service_tokens_get_no_browser_session(client) -> None:  # type: ignore[no-untyped-def]
+def test_service_tokens_get_no_browser_session(client) -> None:
     response = client.post("/api/session", headers=auth(uuid.uuid4(), "service"))
     assert response.status_code == 403
 
 
-def test_an_unknown_session_cookie_is_401(client) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_session_cookie_is_401(client) -> None:
     client.set_cookie(SESSION_COOKIE, "not-a-session")
     response = client.get("/api/wallet")
     assert response.status_code == 401
     assert response.get_json()["code"] == "unauthorized"
 
 
-def test_a_login_link_signs_in_once_and_never_carries_the_token(app, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_login_link_signs_in_once_and_never_carries_the_token(app, user) -> None:
     result = app.test_cli_runner().invoke(
         args=["users", "token", str(user), "--link", "--base-url", "http://127.0.0.1:8000"]
     )
@@ -152,7 +152,7 @@ def test_a_login_link_signs_in_once_and_never_carries_the_token(app, user) -> No
     assert again.headers.get("Set-Cookie") is None
 
 
-def test_a_login_form_posted_from_another_site_is_refused_and_keeps_the_code(app, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_login_form_posted_from_another_site_is_refused_and_keeps_the_code(app, user) -> None:
     result = app.test_cli_runner().invoke(args=["users", "token", str(user), "--link"])
     code = result.output.strip().split("code=", 1)[1]
     browser = app.test_client()
@@ -166,7 +166,7 @@ def test_a_login_form_posted_from_another_site_is_refused_and_keeps_the_code(app
     assert own.status_code == 303 and browser.get_cookie(SESSION_COOKIE) is not None
 
 
-def test_the_root_redirects_to_the_page_and_the_page_sends_a_strict_csp(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_root_redirects_to_the_page_and_the_page_sends_a_strict_csp(client, user) -> None:
     assert client.get("/").headers["Location"].endswith("/wallet")
     signed_out = client.get("/wallet")
     assert signed_out.status_code == 200
@@ -182,7 +182,7 @@ def test_the_root_redirects_to_the_page_and_the_page_sends_a_strict_csp(client, 
         assert f">{name}</h2>" in html, name
 
 
-def test_the_page_shows_the_balance_and_history_from_the_server(app, client, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_page_shows_the_balance_and_history_from_the_server(app, client, user) -> None:
     fund(app, user, "25")
     _log_in(client, user)
     html = client.get("/wallet").get_data(as_text=True)
@@ -195,7 +195,7 @@ def test_the_page_shows_the_balance_and_history_from_the_server(app, client, use
     assert bad.status_code == 200 and "Must be one of" in bad.get_data(as_text=True)
 
 
-def test_analytics_sums_completed_money_per_month_and_kind(app, client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_analytics_sums_completed_money_per_month_and_kind(app, client, db, user) -> None:
     fund(app, user, "40")
     other = uuid.uuid4()
     provision(app, other)
@@ -218,7 +218,7 @@ def test_analytics_sums_completed_money_per_month_and_kind(app, client, db, user
     assert received["earned"] == "15.000000"
 
 
-def test_the_analytics_query_uses_the_wallet_time_index(app, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_analytics_query_uses_the_wallet_time_index(app, db, user) -> None:
     from sqlalchemy import text
 
     from app.services.analytics import _TOTALS
@@ -235,7 +235,7 @@ def test_the_analytics_query_uses_the_wallet_time_index(app, db, user) -> None: 
     assert "ix_ledger_entries_wallet_id_created_at" in plan, plan
 
 
-def test_the_qr_code_is_an_svg_of_a_solana_pay_url_only(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_qr_code_is_an_svg_of_a_solana_pay_url_only(client) -> None:
     good = client.get("/wallet/qr.svg?data=solana:abc%3Famount%3D1")
     assert good.status_code == 200 and good.mimetype == "image/svg+xml"
     assert good.get_data(as_text=True).lstrip().startswith("<?xml") or b"<svg" in good.data

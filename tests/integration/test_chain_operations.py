@@ -13,7 +13,7 @@ from tests.support import auth, balance, provision, status_of, wait_until
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _connect_directly(app, db, user, address):  # type: ignore[no-untyped-def]
+def _connect_directly(app, db, user, address):
     provision(app, user)
     with db.transaction() as session:
         session.execute(
@@ -21,7 +21,7 @@ def _connect_directly(app, db, user, address):  # type: ignore[no-untyped-def]
         )
 
 
-def test_the_wallet_shows_the_connected_address_on_chain_balance(app, client, db, solana) -> None:  # type: ignore[no-untyped-def]
+def test_the_wallet_shows_the_connected_address_on_chain_balance(app, client, db, solana) -> None:
     user, external = uuid.uuid4(), funded_wallet(solana, "42.5")
     _connect_directly(app, db, user, str(external.pubkey()))
     wallet = client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]
@@ -30,14 +30,14 @@ def test_the_wallet_shows_the_connected_address_on_chain_balance(app, client, db
     assert wallet["external_balance_available"] is True
 
 
-def test_an_address_without_a_token_account_holds_zero(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_an_address_without_a_token_account_holds_zero(app, client, db) -> None:
     user = uuid.uuid4()
     _connect_directly(app, db, user, str(Keypair().pubkey()))
     wallet = client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]
     assert (wallet["external_balance"], wallet["external_balance_available"]) == ("0.000000", True)
 
 
-def test_the_wallet_still_answers_when_the_rpc_is_down(app, client, db, solana) -> None:  # type: ignore[no-untyped-def]
+def test_the_wallet_still_answers_when_the_rpc_is_down(app, client, db, solana) -> None:
     user = uuid.uuid4()
     _connect_directly(app, db, user, str(Keypair().pubkey()))  # not cached yet
     solana.set_fault("down")
@@ -51,7 +51,7 @@ def test_the_wallet_still_answers_when_the_rpc_is_down(app, client, db, solana) 
     assert wallet["balance"] == "0.000000"
 
 
-def test_the_beat_poll_credits_a_paid_deposit(app, client, db, solana, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_the_beat_poll_credits_a_paid_deposit(app, client, db, solana, wiring) -> None:
     user = uuid.uuid4()
     body = client.post("/api/wallet/deposits", json={"amount": "3"}, headers=auth(user)).get_json()
     pay(
@@ -72,7 +72,7 @@ def test_the_beat_poll_credits_a_paid_deposit(app, client, db, solana, wiring) -
     assert balance(db, user) == Decimal(3)
 
 
-def test_dev_fund_gives_an_address_sol_and_tokens_on_the_local_cluster(app, solana) -> None:  # type: ignore[no-untyped-def]
+def test_dev_fund_gives_an_address_sol_and_tokens_on_the_local_cluster(app, solana) -> None:
     owner = Keypair().pubkey()
     result = app.test_cli_runner().invoke(args=["dev", "fund", str(owner), "12.25"])
     assert result.exit_code == 0, result.output
@@ -81,7 +81,7 @@ def test_dev_fund_gives_an_address_sol_and_tokens_on_the_local_cluster(app, sola
     assert bad.exit_code != 0
 
 
-def test_dev_fund_refuses_anything_but_a_local_cluster(config) -> None:  # type: ignore[no-untyped-def]
+def test_dev_fund_refuses_anything_but_a_local_cluster(config) -> None:
     from app import create_app
 
     remote = create_app(config.replace(solana_rpc_url="https://api.devnet.solana.com"))

@@ -18,20 +18,20 @@ pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33  # blocks until `finalized` on the test cluster (finalize_after=32)
 
 
-def _request(client, user, amount="25"):  # type: ignore[no-untyped-def]
+def _request(client, user, amount="25"):
     response = client.post("/api/wallet/deposits", json={"amount": amount}, headers=auth(user))
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
 
-def _tx(db, tx_id):  # type: ignore[no-untyped-def]
+def _tx(db, tx_id):
     with db.transaction() as session:
         found = session.get(Transaction, uuid.UUID(str(tx_id)))
         session.expunge(found)
         return found
 
 
-def test_a_deposit_request_is_a_pending_solana_pay_transfer_request(client, solana) -> None:  # type: ignore[no-untyped-def]
+def test_a_deposit_request_is_a_pending_solana_pay_transfer_request(client, solana) -> None:
     user = uuid.uuid4()
     body = _request(client, user, "25.5")
     assert body["status"] == "pending"
@@ -46,7 +46,7 @@ def test_a_deposit_request_is_a_pending_solana_pay_transfer_request(client, sola
     assert detail.get_json()["status"] == "pending" and detail.get_json()["type"] == "deposit"
 
 
-def test_a_paid_deposit_is_credited_once_at_finalized(app, client, db, solana, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_a_paid_deposit_is_credited_once_at_finalized(app, client, db, solana, wiring) -> None:
     user = uuid.uuid4()
     body = _request(client, user, "25")
     payer = funded_wallet(solana, "100")
@@ -76,7 +76,7 @@ def test_a_paid_deposit_is_credited_once_at_finalized(app, client, db, solana, w
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_an_overpayment_is_credited_in_full(app, client, db, solana, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_an_overpayment_is_credited_in_full(app, client, db, solana, wiring) -> None:
     user = uuid.uuid4()
     body = _request(client, user, "10")
     pay(
@@ -96,7 +96,7 @@ def test_an_overpayment_is_credited_in_full(app, client, db, solana, wiring) -> 
 
 def test_underpaid_and_wrong_mint_payments_are_not_credited(
     app, client, db, solana, wiring
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     system = app.extensions["wallet"].system
     treasury = solana.treasury_keypair.pubkey()
     under_user, wrong_user = uuid.uuid4(), uuid.uuid4()
@@ -132,7 +132,7 @@ def test_underpaid_and_wrong_mint_payments_are_not_credited(
     assert balance(db, under_user) == balance(db, wrong_user) == Decimal(0)
 
 
-def test_an_unpaid_deposit_expires_and_a_late_payment_is_still_credited(  # type: ignore[no-untyped-def]
+def test_an_unpaid_deposit_expires_and_a_late_payment_is_still_credited(
     app, client, db, solana, wiring
 ) -> None:
     system = app.extensions["wallet"].system
@@ -169,14 +169,14 @@ def test_an_unpaid_deposit_expires_and_a_late_payment_is_still_credited(  # type
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_deposit_amount_is_validated(client) -> None:  # type: ignore[no-untyped-def]
+def test_deposit_amount_is_validated(client) -> None:
     user = uuid.uuid4()
     for amount in ("0", "-5", "1.0000001", "abc"):
         response = client.post("/api/wallet/deposits", json={"amount": amount}, headers=auth(user))
         assert response.status_code == 422
 
 
-def test_a_user_may_keep_only_a_few_deposits_awaiting_payment(client, db, config) -> None:  # type: ignore[no-untyped-def]
+def test_a_user_may_keep_only_a_few_deposits_awaiting_payment(client, db, config) -> None:
     user = uuid.uuid4()
     cap = config.deposit_max_open_per_user
     opened = [_request(client, user, "1")["transaction_id"] for _ in range(cap)]
@@ -195,7 +195,7 @@ def test_a_user_may_keep_only_a_few_deposits_awaiting_payment(client, db, config
     assert _request(client, user, "1")["status"] == "pending"
 
 
-def test_the_watcher_goes_round_every_open_deposit_not_only_the_oldest(client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_the_watcher_goes_round_every_open_deposit_not_only_the_oldest(client, db, wiring) -> None:
     mine = {uuid.UUID(_request(client, uuid.uuid4(), "1")["transaction_id"]) for _ in range(3)}
     with db.transaction() as session:
         open_now = session.scalar(
@@ -210,7 +210,7 @@ def test_the_watcher_goes_round_every_open_deposit_not_only_the_oldest(client, d
     assert mine <= seen
 
 
-def test_viewing_an_unpaid_deposit_asks_the_chain_at_most_once_per_interval(  # type: ignore[no-untyped-def]
+def test_viewing_an_unpaid_deposit_asks_the_chain_at_most_once_per_interval(
     app, client, db, wiring, monkeypatch
 ) -> None:
     user = uuid.uuid4()
@@ -221,7 +221,7 @@ def test_viewing_an_unpaid_deposit_asks_the_chain_at_most_once_per_interval(  # 
     checks: list[uuid.UUID] = []
     real_check = deposits.check
 
-    def counting_check(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def counting_check(*args, **kwargs):
         checks.append(args[2])
         return real_check(*args, **kwargs)
 

@@ -10,14 +10,14 @@ from app.services import chain_accounts, keys
 from tests.support import connect_by_signing
 
 
-def _raw_data(db, user) -> str:  # type: ignore[no-untyped-def]
+def _raw_data(db, user) -> str:
     with db.transaction() as session:
         return str(
             session.scalar(text("SELECT data::text FROM wallets WHERE user_id = :u"), {"u": user})
         )
 
 
-def test_the_connection_proof_is_sealed_never_plaintext(client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_the_connection_proof_is_sealed_never_plaintext(client, db, wiring) -> None:
     user = uuid.uuid4()
     _, message, signature = connect_by_signing(client, user)
     raw = _raw_data(db, user)
@@ -28,7 +28,7 @@ def test_the_connection_proof_is_sealed_never_plaintext(client, db, wiring) -> N
     assert wiring.keyring.unseal(sealed)["message"] == message
 
 
-def test_rotate_reseals_under_the_new_key_and_old_keys_can_then_go(client, db, wiring, app) -> None:  # type: ignore[no-untyped-def]
+def test_rotate_reseals_under_the_new_key_and_old_keys_can_then_go(client, db, wiring, app) -> None:
     user = uuid.uuid4()
     _, _, signature = connect_by_signing(client, user)
     new_spec = generate_key_spec()
@@ -42,12 +42,12 @@ def test_rotate_reseals_under_the_new_key_and_old_keys_can_then_go(client, db, w
     keys.rotate(wiring.db, Keyring(f"{wiring.config.wallet_data_key},{new_spec}"))
 
 
-def test_the_cli_rotates(app) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_rotates(app) -> None:
     result = app.test_cli_runner().invoke(args=["keys", "rotate"])
     assert result.exit_code == 0 and "re-sealed" in result.output
 
 
-def test_a_sealed_treasury_key_opens_with_the_data_key(app, config, solana, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_sealed_treasury_key_opens_with_the_data_key(app, config, solana, tmp_path) -> None:
     sealed = (
         app.test_cli_runner()
         .invoke(args=["keys", "seal", str(solana.state_dir / "treasury.json")])

@@ -19,7 +19,7 @@ from tests.support import auth, balance, fund, provision, wait_settled, wait_unt
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _post(client: Any, service: uuid.UUID, path: str, body: Any = None, key: str | None = None):  # type: ignore[no-untyped-def]
+def _post(client: Any, service: uuid.UUID, path: str, body: Any = None, key: str | None = None):
     headers = {**auth(service, "service"), "Idempotency-Key": key or str(uuid.uuid4())}
     return client.post(f"/api/internal/{path}", json=body or {}, headers=headers)
 
@@ -39,7 +39,7 @@ def _hold(client: Any, service: uuid.UUID, user: uuid.UUID, amount: str) -> str:
 
 
 def _overview(client: Any, user: uuid.UUID) -> dict[str, Any]:
-    return client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]  # type: ignore[no-any-return]
+    return client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]
 
 
 def _kinds(db: Any, user: uuid.UUID) -> list[str]:

@@ -30,24 +30,24 @@ from tests.support import (
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _transfer(client, sender, recipient, amount) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _transfer(client, sender, recipient, amount) -> dict[str, Any]:
     response = post_transfer(client, sender, recipient, amount, Prefer="wait=10")
     assert response.status_code == 200, response.get_json()
-    return response.get_json()  # type: ignore[no-any-return]
+    return response.get_json()
 
 
-def _admin(app) -> uuid.UUID:  # type: ignore[no-untyped-def]
+def _admin(app) -> uuid.UUID:
     admin = uuid.uuid4()
     app.extensions["wallet"].provisioner.wallet_id_for(admin, "admin")
     return admin
 
 
-def _notifications(client, user, kind: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _notifications(client, user, kind: str) -> list[dict[str, Any]]:
     items = client.get("/api/notifications?limit=100", headers=auth(user)).get_json()["items"]
     return [n for n in items if n["kind"] == kind]
 
 
-def _audit(db, target, action: str) -> list[AuditLog]:  # type: ignore[no-untyped-def]
+def _audit(db, target, action: str) -> list[AuditLog]:
     with db.transaction() as session:
         rows = list(
             session.scalars(
@@ -58,18 +58,18 @@ def _audit(db, target, action: str) -> list[AuditLog]:  # type: ignore[no-untype
         return rows
 
 
-def _ledger_ok(app) -> None:  # type: ignore[no-untyped-def]
+def _ledger_ok(app) -> None:
     result = app.test_cli_runner().invoke(args=["ledger", "check"])
     assert result.exit_code == 0, result.output
 
 
-def _available(client, user) -> str:  # type: ignore[no-untyped-def]
+def _available(client, user) -> str:
     return str(
         client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]["available_balance"]
     )
 
 
-def test_a_large_transfer_to_a_new_recipient_is_held_until_an_admin_releases_it(  # type: ignore[no-untyped-def]
+def test_a_large_transfer_to_a_new_recipient_is_held_until_an_admin_releases_it(
     app, client, db, wiring
 ) -> None:
     alice, bob, carol = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -162,7 +162,7 @@ def test_a_large_transfer_to_a_new_recipient_is_held_until_an_admin_releases_it(
     assert unknown.status_code == 404
 
 
-def test_a_rejected_hold_fails_and_frees_its_reservation(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_rejected_hold_fails_and_frees_its_reservation(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     admin = _admin(app)
     fund(app, alice, "10000")
@@ -191,7 +191,7 @@ def test_a_rejected_hold_fails_and_frees_its_reservation(app, client, db) -> Non
     _ledger_ok(app)
 
 
-def test_an_amount_far_above_the_senders_own_history_is_held_as_unusual(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_an_amount_far_above_the_senders_own_history_is_held_as_unusual(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "1000")
     provision(app, bob)
@@ -204,7 +204,7 @@ def test_an_amount_far_above_the_senders_own_history_is_held_as_unusual(app, cli
     _ledger_ok(app)
 
 
-def test_the_admin_list_filters_by_kind_and_user_and_pages_newest_first(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_list_filters_by_kind_and_user_and_pages_newest_first(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
@@ -222,7 +222,7 @@ def test_the_admin_list_filters_by_kind_and_user_and_pages_newest_first(app, cli
     assert client.get("/api/admin/transactions?status=nope", headers=admin).status_code == 422
 
 
-def test_a_released_withdrawal_is_debited_and_lands_on_chain(  # type: ignore[no-untyped-def]
+def test_a_released_withdrawal_is_debited_and_lands_on_chain(
     app, client, db, solana, wiring
 ) -> None:
     alice, bob, external = uuid.uuid4(), uuid.uuid4(), Keypair()
@@ -263,9 +263,7 @@ def test_a_released_withdrawal_is_debited_and_lands_on_chain(  # type: ignore[no
 
 
 @pytest.mark.parametrize("decision", ["release", "reject"])
-def test_an_admin_cannot_decide_a_hold_on_their_own_transaction(  # type: ignore[no-untyped-def]
-    app, client, db, decision
-) -> None:
+def test_an_admin_cannot_decide_a_hold_on_their_own_transaction(app, client, db, decision) -> None:
     """Four eyes: the sender and the recipient may hold the admin role too; neither may decide,
     and the refused attempt is audited. Another admin still can."""
     alice, bob = uuid.uuid4(), uuid.uuid4()

@@ -41,7 +41,7 @@ def _label_values(name: str, label: str) -> set[str]:
     }
 
 
-def test_unknown_methods_and_unmatched_paths_add_no_metric_label_values(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_methods_and_unmatched_paths_add_no_metric_label_values(app, client) -> None:
     for i in range(3):
         probe = uuid.uuid4().hex
         _is_problem(client.get(f"/probe-{probe}/admin.php?x={probe}"), 404, "not_found")
@@ -61,14 +61,14 @@ def test_unknown_methods_and_unmatched_paths_add_no_metric_label_values(app, cli
 DEV_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
 
 
-def test_the_app_factory_refuses_a_development_secret_outside_development(config) -> None:  # type: ignore[no-untyped-def]
+def test_the_app_factory_refuses_a_development_secret_outside_development(config) -> None:
     production = config.replace(app_env="production", jwt_secret=DEV_JWT_SECRET)
     with pytest.raises(RuntimeError, match="JWT_SECRET is a development value"):
         create_app(production)
     create_app(config.replace(app_env="development", jwt_secret=DEV_JWT_SECRET))
 
 
-def test_the_celery_app_of_worker_and_beat_refuses_a_development_secret(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_celery_app_of_worker_and_beat_refuses_a_development_secret(monkeypatch) -> None:
     from workers.bootstrap import make_celery
 
     monkeypatch.setenv("APP_ENV", "production")
@@ -77,7 +77,7 @@ def test_the_celery_app_of_worker_and_beat_refuses_a_development_secret(monkeypa
         make_celery()
 
 
-def test_production_starts_with_real_secrets(config) -> None:  # type: ignore[no-untyped-def]
+def test_production_starts_with_real_secrets(config) -> None:
     assert config.jwt_secret == JWT_SECRET and len(JWT_SECRET) >= 32
     assert create_app(config.replace(app_env="production")).test_client().get("/healthz").json == {
         "status": "ok"
@@ -113,13 +113,13 @@ def _claims(**overrides: Any) -> dict[str, Any]:
     ],
     ids=["wrong-iss", "no-iss", "wrong-aud", "no-aud", "no-iat", "over-24h", "ten-years"],
 )
-def test_tokens_of_another_issuer_or_audience_or_too_long_a_life_are_401(client, claims) -> None:  # type: ignore[no-untyped-def]
+def test_tokens_of_another_issuer_or_audience_or_too_long_a_life_are_401(client, claims) -> None:
     token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
     response = client.get("/api/wallet", headers={"Authorization": f"Bearer {token}"})
     _is_problem(response, 401, "unauthorized")
 
 
-def test_a_token_with_this_issuer_audience_and_a_day_of_life_is_accepted(client) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_with_this_issuer_audience_and_a_day_of_life_is_accepted(client) -> None:
     claims = _claims(exp=datetime.now(UTC) + timedelta(hours=23))
     token = jwt.encode(claims, JWT_SECRET, algorithm="HS256")
     assert (
@@ -127,7 +127,7 @@ def test_a_token_with_this_issuer_audience_and_a_day_of_life_is_accepted(client)
     )
 
 
-def test_the_issuer_and_audience_are_configurable(config) -> None:  # type: ignore[no-untyped-def]
+def test_the_issuer_and_audience_are_configurable(config) -> None:
     custom = create_app(config.replace(jwt_issuer="https://idp.example", jwt_audience="wallet"))
     client = custom.test_client()
     default = {"Authorization": f"Bearer {token_for(uuid.uuid4())}"}
@@ -143,7 +143,7 @@ def test_the_issuer_and_audience_are_configurable(config) -> None:  # type: igno
     assert client.get("/api/wallet", headers=issued).status_code == 200
 
 
-def test_the_cli_refuses_to_issue_a_token_beyond_the_lifetime_cap(app) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_refuses_to_issue_a_token_beyond_the_lifetime_cap(app) -> None:
     result = app.test_cli_runner().invoke(args=["users", "token", "--hours", "25"])
     assert result.exit_code != 0
     assert "JWT_MAX_LIFETIME_SECONDS" in result.output
@@ -153,7 +153,7 @@ def test_the_cli_refuses_to_issue_a_token_beyond_the_lifetime_cap(app) -> None: 
 
 
 @pytest.fixture
-def sender(app) -> uuid.UUID:  # type: ignore[no-untyped-def]
+def sender(app) -> uuid.UUID:
     from tests.support import provision
 
     user = uuid.uuid4()
@@ -191,7 +191,7 @@ def sender(app) -> uuid.UUID:  # type: ignore[no-untyped-def]
         "[" * 1000 + "]" * 1000,
     ],
 )
-def test_amounts_outside_the_documented_pattern_are_422(client, sender, amount) -> None:  # type: ignore[no-untyped-def]
+def test_amounts_outside_the_documented_pattern_are_422(client, sender, amount) -> None:
     response = client.post(
         "/api/wallet/transfer",
         json={"recipient_id": str(uuid.uuid4()), "amount": amount},
@@ -205,13 +205,13 @@ def test_amounts_outside_the_documented_pattern_are_422(client, sender, amount) 
     ["[" * 100_000, "[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000],
     ids=["unclosed-arrays", "closed-arrays", "objects"],
 )
-def test_deeply_nested_json_is_a_400_before_authentication(client, body) -> None:  # type: ignore[no-untyped-def]
+def test_deeply_nested_json_is_a_400_before_authentication(client, body) -> None:
     for path in ("/api/wallet/transfer", "/api/internal/charges", "/api/wallet/challenge"):
         response = client.post(path, data=body, content_type="application/json")
         _is_problem(response, 400, "malformed_json")
 
 
-def test_a_five_thousand_digit_prefer_wait_is_capped_not_a_500(app, client, worker) -> None:  # type: ignore[no-untyped-def]
+def test_a_five_thousand_digit_prefer_wait_is_capped_not_a_500(app, client, worker) -> None:
     from tests.support import fund, provision
 
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -228,7 +228,7 @@ def test_a_five_thousand_digit_prefer_wait_is_capped_not_a_500(app, client, work
         assert response.headers["Preference-Applied"] in ("wait=10", "wait=5")
 
 
-def test_the_document_gives_one_amount_pattern_without_a_sign_for_positive_amounts(client) -> None:  # type: ignore[no-untyped-def]
+def test_the_document_gives_one_amount_pattern_without_a_sign_for_positive_amounts(client) -> None:
     schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
     [positive] = [
         c for c in schemas["TransferRequest"]["properties"]["amount"]["anyOf"] if "pattern" in c
@@ -238,7 +238,7 @@ def test_the_document_gives_one_amount_pattern_without_a_sign_for_positive_amoun
     assert signed["pattern"] == r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$"
 
 
-def test_the_document_states_the_idempotency_key_length_and_characters(client, sender) -> None:  # type: ignore[no-untyped-def]
+def test_the_document_states_the_idempotency_key_length_and_characters(client, sender) -> None:
     import re
 
     paths = client.get("/api/openapi.json").get_json()["paths"]
@@ -280,7 +280,7 @@ def _audited_ip(db: Any, request_id: str) -> str | None:
 
 
 @pytest.mark.parametrize("trusted", [0, 1])
-def test_the_audited_ip_is_the_peer_unless_a_trusted_proxy_forwards_it(config, db, trusted) -> None:  # type: ignore[no-untyped-def]
+def test_the_audited_ip_is_the_peer_unless_a_trusted_proxy_forwards_it(config, db, trusted) -> None:
     app = create_app(config.replace(trusted_proxies=trusted))
     peer, forwarded, request_id = _random_ip(), _random_ip(), f"xff-{uuid.uuid4().hex}"
     response = app.test_client().get(
@@ -295,7 +295,7 @@ def test_the_audited_ip_is_the_peer_unless_a_trusted_proxy_forwards_it(config, d
 @pytest.mark.parametrize("trusted", [0, 1])
 def test_a_spoofed_x_forwarded_for_escapes_the_rate_limit_only_through_a_trusted_proxy(
     config, trusted
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     app = create_app(config.replace(trusted_proxies=trusted, rate_limit_default="3/minute"))
     client, peer = app.test_client(), _random_ip()
     statuses = [
@@ -311,7 +311,7 @@ def test_a_spoofed_x_forwarded_for_escapes_the_rate_limit_only_through_a_trusted
     assert statuses == ([401] * 3 + [429] * 2 if not trusted else [401] * 5)
 
 
-def test_only_the_trusted_number_of_hops_is_believed(config, db) -> None:  # type: ignore[no-untyped-def]
+def test_only_the_trusted_number_of_hops_is_believed(config, db) -> None:
     app = create_app(config.replace(trusted_proxies=1))
     spoofed, client_ip, request_id = _random_ip(), _random_ip(), f"xff-{uuid.uuid4().hex}"
     app.test_client().get(  # the client sent its own X-Forwarded-For; the proxy appended the peer

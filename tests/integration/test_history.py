@@ -9,7 +9,7 @@ from tests.support import auth, fund, provision, wait_settled
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def test_cursor_pages_are_stable_while_new_transactions_arrive(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_cursor_pages_are_stable_while_new_transactions_arrive(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "100")
     provision(app, bob)
@@ -42,7 +42,7 @@ def test_cursor_pages_are_stable_while_new_transactions_arrive(app, client, db) 
     assert body3["next_cursor"] is None
 
 
-def test_filters_by_type_status_and_time(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_filters_by_type_status_and_time(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
@@ -63,7 +63,7 @@ def test_filters_by_type_status_and_time(app, client, db) -> None:  # type: igno
     assert bad_cursor.status_code == 422 and bad_cursor.get_json()["code"] == "invalid_cursor"
 
 
-def test_each_side_sees_the_other_party_and_system_accounts_by_name(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_each_side_sees_the_other_party_and_system_accounts_by_name(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)

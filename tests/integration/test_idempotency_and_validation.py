@@ -13,14 +13,14 @@ from tests.support import auth, fund, provision, wallet
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _post(client, sender, body, key="k-1", **headers):  # type: ignore[no-untyped-def]
+def _post(client, sender, body, key="k-1", **headers):
     hdrs = {**auth(sender), **headers}
     if key is not None:
         hdrs["Idempotency-Key"] = key
     return client.post("/api/wallet/transfer", json=body, headers=hdrs)
 
 
-def _count_debits(db, user) -> int:  # type: ignore[no-untyped-def]
+def _count_debits(db, user) -> int:
     with db.transaction() as session:
         return int(
             session.scalar(
@@ -32,14 +32,14 @@ def _count_debits(db, user) -> int:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def pair(app):  # type: ignore[no-untyped-def]
+def pair(app):
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "100")
     provision(app, bob)
     return alice, bob
 
 
-def test_same_key_same_body_replays_the_stored_response(client, db, pair) -> None:  # type: ignore[no-untyped-def]
+def test_same_key_same_body_replays_the_stored_response(client, db, pair) -> None:
     alice, bob = pair
     body = {"recipient_id": str(bob), "amount": "5"}
     first = _post(client, alice, body)
@@ -50,7 +50,7 @@ def test_same_key_same_body_replays_the_stored_response(client, db, pair) -> Non
     assert _count_debits(db, alice) == 1
 
 
-def test_same_key_different_body_is_422(client, db, pair) -> None:  # type: ignore[no-untyped-def]
+def test_same_key_different_body_is_422(client, db, pair) -> None:
     alice, bob = pair
     _post(client, alice, {"recipient_id": str(bob), "amount": "5"})
     response = _post(client, alice, {"recipient_id": str(bob), "amount": "6"})
@@ -59,7 +59,7 @@ def test_same_key_different_body_is_422(client, db, pair) -> None:  # type: igno
     assert _count_debits(db, alice) == 1
 
 
-def test_same_key_while_the_first_is_in_flight_is_409(app, client, db, wiring, pair) -> None:  # type: ignore[no-untyped-def]
+def test_same_key_while_the_first_is_in_flight_is_409(app, client, db, wiring, pair) -> None:
     alice, bob = pair
     body = {"recipient_id": str(bob), "amount": "5"}
     shard = wallet(db, alice).id.int % wiring.config.settlement_shards
@@ -85,16 +85,16 @@ def test_same_key_while_the_first_is_in_flight_is_409(app, client, db, wiring, p
             thread.join()
             hold.execute(text("SELECT pg_advisory_unlock(7301, :s)"), {"s": shard})
             hold.commit()
-    assert first["response"].status_code == 202  # type: ignore[attr-defined]
+    assert first["response"].status_code == 202
     wiring.queue.kick_settlement(shard, force=True)
     from tests.support import wait_settled
 
-    wait_settled(db, [first["response"].get_json()["transaction_id"]])  # type: ignore[attr-defined]
+    wait_settled(db, [first["response"].get_json()["transaction_id"]])
     replay = _post(client, alice, body)
     assert replay.status_code == 202 and replay.headers["Idempotent-Replayed"] == "true"
 
 
-def test_keys_are_scoped_to_the_caller(app, client, db, pair) -> None:  # type: ignore[no-untyped-def]
+def test_keys_are_scoped_to_the_caller(app, client, db, pair) -> None:
     alice, bob = pair
     carol = uuid.uuid4()
     fund(app, carol, "10")
@@ -104,7 +104,7 @@ def test_keys_are_scoped_to_the_caller(app, client, db, pair) -> None:  # type: 
     assert a.get_json()["transaction_id"] != c.get_json()["transaction_id"]
 
 
-def test_forty_concurrent_identical_requests_make_one_transaction(app, db, pair) -> None:  # type: ignore[no-untyped-def]
+def test_forty_concurrent_identical_requests_make_one_transaction(app, db, pair) -> None:
     alice, bob = pair
     body = {"recipient_id": str(bob), "amount": "1"}
 
@@ -120,7 +120,7 @@ def test_forty_concurrent_identical_requests_make_one_transaction(app, db, pair)
     assert _count_debits(db, alice) == 1
 
 
-def test_idempotency_keys_expire(app, client, db, wiring, pair) -> None:  # type: ignore[no-untyped-def]
+def test_idempotency_keys_expire(app, client, db, wiring, pair) -> None:
     from app.services import idempotency
 
     alice, bob = pair
@@ -138,7 +138,7 @@ def test_idempotency_keys_expire(app, client, db, wiring, pair) -> None:  # type
     assert _count_debits(db, alice) == 2
 
 
-def test_missing_idempotency_key_is_400(client, pair) -> None:  # type: ignore[no-untyped-def]
+def test_missing_idempotency_key_is_400(client, pair) -> None:
     alice, bob = pair
     response = _post(client, alice, {"recipient_id": str(bob), "amount": "1"}, key=None)
     assert response.status_code == 400
@@ -159,7 +159,7 @@ def test_missing_idempotency_key_is_400(client, pair) -> None:  # type: ignore[n
         ("1000000.000001", "amount_too_large"),
     ],
 )
-def test_bad_amounts_are_422_and_change_nothing(client, db, pair, amount, code) -> None:  # type: ignore[no-untyped-def]
+def test_bad_amounts_are_422_and_change_nothing(client, db, pair, amount, code) -> None:
     alice, bob = pair
     response = _post(
         client,
@@ -173,7 +173,7 @@ def test_bad_amounts_are_422_and_change_nothing(client, db, pair, amount, code) 
     assert _count_debits(db, alice) == 0
 
 
-def test_unknown_recipient_is_404_and_self_transfer_is_422(client, pair) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_recipient_is_404_and_self_transfer_is_422(client, pair) -> None:
     alice, _ = pair
     unknown = _post(client, alice, {"recipient_id": str(uuid.uuid4()), "amount": "1"})
     assert unknown.status_code == 404 and unknown.get_json()["code"] == "recipient_not_found"
@@ -181,7 +181,7 @@ def test_unknown_recipient_is_404_and_self_transfer_is_422(client, pair) -> None
     assert self_send.status_code == 422 and self_send.get_json()["code"] == "self_transfer"
 
 
-def test_malformed_json_unknown_fields_and_missing_fields(client, pair) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_json_unknown_fields_and_missing_fields(client, pair) -> None:
     alice, bob = pair
     malformed = client.post(
         "/api/wallet/transfer",
@@ -197,7 +197,7 @@ def test_malformed_json_unknown_fields_and_missing_fields(client, pair) -> None:
     assert bad_uuid.status_code == 422
 
 
-def test_a_users_transaction_is_invisible_to_others(client, pair) -> None:  # type: ignore[no-untyped-def]
+def test_a_users_transaction_is_invisible_to_others(client, pair) -> None:
     alice, bob = pair
     tx_id = _post(client, alice, {"recipient_id": str(bob), "amount": "1"}).get_json()[
         "transaction_id"

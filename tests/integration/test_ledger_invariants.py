@@ -20,7 +20,7 @@ from tests.support import (
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def test_ledger_check_passes_then_catches_a_hand_corrupted_balance(app, db) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_check_passes_then_catches_a_hand_corrupted_balance(app, db) -> None:
     user = uuid.uuid4()
     fund(app, user, "3")
     runner = app.test_cli_runner()
@@ -44,7 +44,7 @@ def test_ledger_check_passes_then_catches_a_hand_corrupted_balance(app, db) -> N
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_ledger_entries_cannot_be_changed_or_deleted_even_by_their_owner(app, owner_db) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_entries_cannot_be_changed_or_deleted_even_by_their_owner(app, owner_db) -> None:
     """The trigger, behind the privileges the app role lacks (test_app_role.py)."""
     user = uuid.uuid4()
     fund(app, user, "1")
@@ -60,7 +60,7 @@ def test_ledger_entries_cannot_be_changed_or_deleted_even_by_their_owner(app, ow
 
 def test_mint_credits_the_platform_wallet_from_the_issuance_account(
     app, db, system_wallets
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with db.transaction() as session:
         before = session.get(Wallet, system_wallets.platform()).balance
     result = app.test_cli_runner().invoke(args=["ledger", "mint", "250.5"])
@@ -77,7 +77,7 @@ def test_mint_credits_the_platform_wallet_from_the_issuance_account(
 
 def test_a_poison_transaction_fails_after_bounded_attempts_instead_of_looping(
     app, db, wiring
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """A transaction whose settlement always errors (here: the recipient's balance would overflow
     NUMERIC(18,6)) ends FAILED `settlement_error`; the sender's later transactions still settle."""
     sender, whale, normal = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
@@ -113,12 +113,12 @@ def test_a_poison_transaction_fails_after_bounded_attempts_instead_of_looping(
             )
 
 
-def _status(db, tx_id) -> str:  # type: ignore[no-untyped-def]
+def _status(db, tx_id) -> str:
     with db.transaction() as session:
         return str(session.get(Transaction, tx_id).status)
 
 
-def test_ledger_check_catches_a_reservation_that_does_not_match_pending_debits(app, db) -> None:  # type: ignore[no-untyped-def]
+def test_ledger_check_catches_a_reservation_that_does_not_match_pending_debits(app, db) -> None:
     user = uuid.uuid4()
     fund(app, user, "3")
     runner = app.test_cli_runner()

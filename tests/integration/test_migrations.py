@@ -50,7 +50,7 @@ def test_upgrade_head_then_downgrade_base_leaves_an_empty_schema(scratch_databas
         engine.dispose()
 
 
-def test_models_match_the_migrated_schema(db) -> None:  # type: ignore[no-untyped-def]
+def test_models_match_the_migrated_schema(db) -> None:
     with db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert diff == []
@@ -66,7 +66,7 @@ def test_models_match_the_migrated_schema(db) -> None:  # type: ignore[no-untype
         ("transactions", "stage", Stage),
     ],
 )
-def test_the_migrated_check_lists_are_the_domain_enums(db, table, column, values) -> None:  # type: ignore[no-untyped-def]
+def test_the_migrated_check_lists_are_the_domain_enums(db, table, column, values) -> None:
     """alembic's comparison does not read CHECK constraints: the lists are compared here."""
     with db.engine.connect() as connection:
         definitions = connection.scalars(

@@ -16,7 +16,7 @@ from tests.support import auth, fund, provision, record_unchecked, wait_settled,
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _kinds(db, user):  # type: ignore[no-untyped-def]
+def _kinds(db, user):
     with db.transaction() as session:
         rows = session.execute(
             select(Notification.kind, Notification.amount)
@@ -26,7 +26,7 @@ def _kinds(db, user):  # type: ignore[no-untyped-def]
     return [(k, a) for k, a in rows]
 
 
-def _service(client, path, body):  # type: ignore[no-untyped-def]
+def _service(client, path, body):
     response = client.post(
         f"/api/internal/{path}",
         json=body,
@@ -36,7 +36,7 @@ def _service(client, path, body):  # type: ignore[no-untyped-def]
     return response.get_json()["transaction_id"]
 
 
-def test_each_settled_event_notifies_each_affected_user(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_each_settled_event_notifies_each_affected_user(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "30")
     provision(app, bob)
@@ -66,7 +66,7 @@ def test_each_settled_event_notifies_each_affected_user(app, client, db) -> None
     assert _kinds(db, bob) == [("transfer_received", Decimal(10))]
 
 
-def test_list_filter_page_and_mark_read(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_list_filter_page_and_mark_read(app, client, db) -> None:
     user = uuid.uuid4()
     for _ in range(3):
         fund(app, user, "1")
@@ -91,7 +91,7 @@ def test_list_filter_page_and_mark_read(app, client, db) -> None:  # type: ignor
     )
 
 
-def test_someone_elses_notification_cannot_be_read(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_someone_elses_notification_cannot_be_read(app, client) -> None:
     owner, stranger = uuid.uuid4(), uuid.uuid4()
     fund(app, owner, "1")
     [item] = client.get("/api/notifications", headers=auth(owner)).get_json()["items"]
@@ -101,7 +101,7 @@ def test_someone_elses_notification_cannot_be_read(app, client) -> None:  # type
     assert len(again["items"]) == 1
 
 
-def test_a_rolled_back_settlement_publishes_and_stores_nothing(app, db, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_a_rolled_back_settlement_publishes_and_stores_nothing(app, db, wiring) -> None:
     """The recipient's balance would overflow NUMERIC(18,6): every settlement attempt rolls back
     (finally the transaction fails as poison). The recipient hears nothing, ever."""
     sender, whale = uuid.uuid4(), uuid.uuid4()
@@ -139,7 +139,7 @@ def test_a_rolled_back_settlement_publishes_and_stores_nothing(app, db, wiring) 
             )
 
 
-def test_a_stream_catches_up_on_a_notification_whose_push_was_lost(app, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_catches_up_on_a_notification_whose_push_was_lost(app, wiring) -> None:
     """The worker died right after committing (nothing was published): the open stream still
     delivers it from the database (its process checks every SSE_CATCH_UP_SECONDS, 5 s)."""
     user = uuid.uuid4()

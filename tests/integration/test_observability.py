@@ -13,7 +13,7 @@ from app import logs
 from tests.support import auth, token_for, wait_until
 
 
-def test_a_request_id_follows_the_request_into_the_tasks_it_causes(wiring, worker, caplog) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_id_follows_the_request_into_the_tasks_it_causes(wiring, worker, caplog) -> None:
     caplog.set_level(logging.INFO, logger="workers")
     token = logs.request_id.set("req-into-task")
     try:
@@ -31,7 +31,7 @@ def test_a_request_id_follows_the_request_into_the_tasks_it_causes(wiring, worke
     wait_until(seen, timeout=10)
 
 
-def test_access_log_lines_are_json_with_the_request_id_and_no_token(client) -> None:  # type: ignore[no-untyped-def]
+def test_access_log_lines_are_json_with_the_request_id_and_no_token(client) -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JsonFormatter())
@@ -71,7 +71,7 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def test_settlements_are_counted_by_kind_and_status_with_their_latency(app, client, worker) -> None:  # type: ignore[no-untyped-def]
+def test_settlements_are_counted_by_kind_and_status_with_their_latency(app, client, worker) -> None:
     from tests.support import fund, provision
 
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -96,13 +96,13 @@ def test_settlements_are_counted_by_kind_and_status_with_their_latency(app, clie
     assert 'wallet_transactions_total{kind="transfer",status="completed"}' in text
 
 
-def test_errors_are_counted_by_code(client) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_counted_by_code(client) -> None:
     before = _sample("api_errors_total", code="unauthorized", status="401")
     client.get("/api/wallet")
     assert _sample("api_errors_total", code="unauthorized", status="401") == before + 1
 
 
-def test_beat_refreshes_queue_depth_and_average_balance(wiring) -> None:  # type: ignore[no-untyped-def]
+def test_beat_refreshes_queue_depth_and_average_balance(wiring) -> None:
     from app.services import gauges
 
     values = gauges.refresh(wiring)
@@ -113,7 +113,7 @@ def test_beat_refreshes_queue_depth_and_average_balance(wiring) -> None:  # type
         assert _sample("wallet_average_balance") == float(average.scalar())
 
 
-def test_metrics_can_require_a_token(config) -> None:  # type: ignore[no-untyped-def]
+def test_metrics_can_require_a_token(config) -> None:
     from app import create_app
 
     protected = create_app(config.replace(metrics_token="scrape-me")).test_client()
@@ -122,7 +122,7 @@ def test_metrics_can_require_a_token(config) -> None:  # type: ignore[no-untyped
     assert ok.status_code == 200 and b"http_requests_total" in ok.data
 
 
-def test_unknown_methods_are_counted_as_other_without_new_label_values(client) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_methods_are_counted_as_other_without_new_label_values(client) -> None:
     from prometheus_client import REGISTRY
 
     before = _sample("http_requests_total", method="other", endpoint="unmatched", status="405")

@@ -54,7 +54,7 @@ def rabbit_app(config: Any, celery_app: Any) -> Iterator[Any]:
         flask_app.extensions["wallet"].db.dispose()
 
 
-def test_with_rabbitmq_as_broker_a_transfer_is_published_there_and_settled(rabbit_app) -> None:  # type: ignore[no-untyped-def]
+def test_with_rabbitmq_as_broker_a_transfer_is_published_there_and_settled(rabbit_app) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(rabbit_app, alice, "10")
     provision(rabbit_app, bob)

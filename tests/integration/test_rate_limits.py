@@ -16,7 +16,7 @@ from tests.support import auth
 
 
 @pytest.fixture
-def limited(config):  # type: ignore[no-untyped-def]
+def limited(config):
     app = create_app(
         config.replace(
             rate_limit_default="5/minute",
@@ -27,7 +27,7 @@ def limited(config):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
-def test_reads_trip_the_default_limit_per_user_with_a_429_problem(limited) -> None:  # type: ignore[no-untyped-def]
+def test_reads_trip_the_default_limit_per_user_with_a_429_problem(limited) -> None:
     user, other = uuid.uuid4(), uuid.uuid4()
     statuses = [limited.get("/api/wallet", headers=auth(user)).status_code for _ in range(6)]
     assert statuses == [200] * 5 + [429]
@@ -38,7 +38,7 @@ def test_reads_trip_the_default_limit_per_user_with_a_429_problem(limited) -> No
     assert limited.get("/api/wallet", headers=auth(other)).status_code == 200  # per user
 
 
-def test_money_endpoints_have_a_stricter_limit(limited) -> None:  # type: ignore[no-untyped-def]
+def test_money_endpoints_have_a_stricter_limit(limited) -> None:
     user = uuid.uuid4()
     statuses = [
         limited.post(
@@ -51,7 +51,7 @@ def test_money_endpoints_have_a_stricter_limit(limited) -> None:  # type: ignore
     assert statuses[:2] != [429, 429] and statuses[2] == 429
 
 
-def test_wallet_connection_has_a_stricter_limit(limited) -> None:  # type: ignore[no-untyped-def]
+def test_wallet_connection_has_a_stricter_limit(limited) -> None:
     user, address = uuid.uuid4(), str(Keypair().pubkey())
     statuses = [
         limited.post(
@@ -62,12 +62,12 @@ def test_wallet_connection_has_a_stricter_limit(limited) -> None:  # type: ignor
     assert statuses == [201, 201, 201, 429] or statuses == [200, 200, 200, 429]
 
 
-def test_guests_are_limited_per_ip(limited) -> None:  # type: ignore[no-untyped-def]
+def test_guests_are_limited_per_ip(limited) -> None:
     statuses = [limited.get("/api/wallet").status_code for _ in range(6)]
     assert statuses == [401] * 5 + [429]
 
 
-def test_money_fails_closed_when_the_limiter_is_down_and_reads_stay_open(config) -> None:  # type: ignore[no-untyped-def]
+def test_money_fails_closed_when_the_limiter_is_down_and_reads_stay_open(config) -> None:
     app = create_app(config.replace(ratelimit_storage_url="redis://127.0.0.1:1/0"))
     client, user = app.test_client(), uuid.uuid4()
     assert client.get("/api/wallet", headers=auth(user)).status_code == 200
@@ -89,20 +89,20 @@ def limiter_round_trips(app: Any) -> Iterator[list[bytes]]:
     sent: list[bytes] = []
     original = redis.connection.AbstractConnection.send_packed_command
 
-    def spy(connection, command, check_health=True):  # type: ignore[no-untyped-def]
+    def spy(connection, command, check_health=True):
         if connection in pool._in_use_connections:
             packed = command if isinstance(command, bytes) else b"".join(command)
             sent.append(packed.split(b"\r\n")[2])  # the command's name
         return original(connection, command, check_health)
 
-    redis.connection.AbstractConnection.send_packed_command = spy  # type: ignore[method-assign]
+    redis.connection.AbstractConnection.send_packed_command = spy
     try:
         yield sent
     finally:
-        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+        redis.connection.AbstractConnection.send_packed_command = original
 
 
-def test_a_request_costs_the_limiter_one_redis_round_trip(config) -> None:  # type: ignore[no-untyped-def]
+def test_a_request_costs_the_limiter_one_redis_round_trip(config) -> None:
     app = create_app(config.replace(rate_limit_default="5/minute", rate_limit_money="2/minute"))
     client, user = app.test_client(), uuid.uuid4()
     client.get("/api/wallet", headers=auth(uuid.uuid4()))  # connects and loads the script

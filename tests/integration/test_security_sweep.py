@@ -21,7 +21,7 @@ PUBLIC = {
 }
 
 
-def _endpoints(app, prefix: str = "") -> list[tuple[Rule, str]]:  # type: ignore[no-untyped-def]
+def _endpoints(app, prefix: str = "") -> list[tuple[Rule, str]]:
     found = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC or not rule.rule.startswith(prefix):
@@ -40,14 +40,14 @@ def _url(rule: Rule, uuid_value: str = "", int_value: int = 1) -> str:
         values[argument] = (
             int_value if converter == "IntegerConverter" else (uuid_value or str(uuid.uuid4()))
         )
-    return rule.build(values)[1]  # type: ignore[index]
+    return rule.build(values)[1]
 
 
-def _call(client, method: str, url: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+def _call(client, method: str, url: str, headers: dict[str, str]):
     return client.open(url, method=method, json={}, headers={**headers, "Idempotency-Key": "k"})
 
 
-def test_every_non_public_endpoint_refuses_missing_and_bad_tokens(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_every_non_public_endpoint_refuses_missing_and_bad_tokens(app, client) -> None:
     bad_tokens = [
         {},
         {"Authorization": "Bearer not-a-token"},
@@ -66,7 +66,7 @@ def test_every_non_public_endpoint_refuses_missing_and_bad_tokens(app, client) -
             assert response.get_json()["code"] == "unauthorized"
 
 
-def test_service_and_admin_endpoints_refuse_user_tokens(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_service_and_admin_endpoints_refuse_user_tokens(app, client) -> None:
     user = auth(uuid.uuid4())
     swept = _endpoints(app, "/api/internal") + _endpoints(app, "/api/admin")
     assert len(swept) >= 5
@@ -75,13 +75,13 @@ def test_service_and_admin_endpoints_refuse_user_tokens(app, client) -> None:  #
         assert response.status_code == 403, (method, rule.rule)
 
 
-def test_admin_endpoints_refuse_service_tokens(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_admin_endpoints_refuse_service_tokens(app, client) -> None:
     service = auth(uuid.uuid4(), "service")
     for rule, method in _endpoints(app, "/api/admin"):
         assert _call(client, method, _url(rule), service).status_code == 403, rule.rule
 
 
-def test_every_non_public_endpoint_refuses_a_token_naming_a_system_account(app, client) -> None:  # type: ignore[no-untyped-def]
+def test_every_non_public_endpoint_refuses_a_token_naming_a_system_account(app, client) -> None:
     swept = _endpoints(app, "/api")
     for subject in (PLATFORM_USER_ID, ISSUANCE_USER_ID, CHAIN_USER_ID):
         for role in ("user", "service", "admin"):
@@ -91,7 +91,7 @@ def test_every_non_public_endpoint_refuses_a_token_naming_a_system_account(app, 
                 assert response.get_json()["code"] == "reserved_subject"
 
 
-def test_no_user_can_reach_another_users_wallet_transactions_or_notifications(  # type: ignore[no-untyped-def]
+def test_no_user_can_reach_another_users_wallet_transactions_or_notifications(
     app, client, db
 ) -> None:
     alice, bob, mallory = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

@@ -11,19 +11,19 @@ from tests.support import auth, balance, fund, provision, status_of, wait_settle
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def _service_post(client, path, body, key=None, role="service"):  # type: ignore[no-untyped-def]
+def _service_post(client, path, body, key=None, role="service"):
     headers = {**auth(uuid.uuid4(), role), "Idempotency-Key": key or str(uuid.uuid4())}
     return client.post(f"/api/internal/{path}", json=body, headers=headers)
 
 
-def _platform_balance(db, system_wallets) -> Decimal:  # type: ignore[no-untyped-def]
+def _platform_balance(db, system_wallets) -> Decimal:
     from app.models import Wallet
 
     with db.transaction() as session:
-        return session.get(Wallet, system_wallets.platform()).balance  # type: ignore[no-any-return]
+        return session.get(Wallet, system_wallets.platform()).balance
 
 
-def test_a_service_fee_moves_money_to_the_platform_and_shows_negative(  # type: ignore[no-untyped-def]
+def test_a_service_fee_moves_money_to_the_platform_and_shows_negative(
     app, client, db, system_wallets
 ) -> None:
     user = uuid.uuid4()
@@ -41,12 +41,12 @@ def test_a_service_fee_moves_money_to_the_platform_and_shows_negative(  # type: 
 
 
 @pytest.mark.parametrize("path", ["charges", "rewards", "refunds"])
-def test_users_cannot_call_the_service_api(client, path) -> None:  # type: ignore[no-untyped-def]
+def test_users_cannot_call_the_service_api(client, path) -> None:
     response = _service_post(client, path, {}, role="user")
     assert response.status_code == 403 and response.get_json()["code"] == "forbidden"
 
 
-def test_bulk_rewards_pay_every_item_all_or_nothing(  # type: ignore[no-untyped-def]
+def test_bulk_rewards_pay_every_item_all_or_nothing(
     app, client, db, wiring, system_wallets
 ) -> None:
     users = [uuid.uuid4() for _ in range(3)]
@@ -65,7 +65,7 @@ def test_bulk_rewards_pay_every_item_all_or_nothing(  # type: ignore[no-untyped-
 
 def test_rewards_beyond_the_platform_balance_record_nothing(
     app, client, db, system_wallets
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     users = [uuid.uuid4(), uuid.uuid4()]
     for u in users:
         provision(app, u)
@@ -78,7 +78,7 @@ def test_rewards_beyond_the_platform_balance_record_nothing(
     assert client.get("/api/wallet", headers=auth(users[0])).get_json()["transaction_history"] == []
 
 
-def _has_wallet(db, user_id) -> bool:  # type: ignore[no-untyped-def]
+def _has_wallet(db, user_id) -> bool:
     from sqlalchemy import select
 
     from app.models import User, Wallet
@@ -90,7 +90,7 @@ def _has_wallet(db, user_id) -> bool:  # type: ignore[no-untyped-def]
         )
 
 
-def test_rewarding_users_the_wallet_has_never_seen_creates_their_wallets_and_pays_them(  # type: ignore[no-untyped-def]
+def test_rewarding_users_the_wallet_has_never_seen_creates_their_wallets_and_pays_them(
     app, client, db, wiring, system_wallets
 ) -> None:
     wait_settled(db, [transfers.mint(wiring, system_wallets, Decimal(5), "rewards budget")])
@@ -120,7 +120,7 @@ def test_rewarding_users_the_wallet_has_never_seen_creates_their_wallets_and_pay
     ]
 
 
-def test_charging_a_user_the_wallet_has_never_seen_creates_an_empty_wallet_and_is_refused(  # type: ignore[no-untyped-def]
+def test_charging_a_user_the_wallet_has_never_seen_creates_an_empty_wallet_and_is_refused(
     client, db
 ) -> None:
     user = uuid.uuid4()
@@ -131,7 +131,7 @@ def test_charging_a_user_the_wallet_has_never_seen_creates_an_empty_wallet_and_i
     assert wallet(db, user).balance == 0
 
 
-def test_concurrent_first_rewards_to_one_user_create_one_wallet(  # type: ignore[no-untyped-def]
+def test_concurrent_first_rewards_to_one_user_create_one_wallet(
     app, db, wiring, system_wallets
 ) -> None:
     import threading
@@ -161,7 +161,7 @@ def test_concurrent_first_rewards_to_one_user_create_one_wallet(  # type: ignore
     wait_until(lambda: balance(db, user) == Decimal(8))
 
 
-def test_a_reserved_id_is_never_created_by_a_service(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_reserved_id_is_never_created_by_a_service(client, db) -> None:
     reserved = uuid.UUID("00000000-0000-0000-0000-00000000abcd")  # no system account (yet)
     for path, body in (
         ("rewards", {"user_id": str(reserved), "amount": "1", "reason": "x"}),
@@ -173,7 +173,7 @@ def test_a_reserved_id_is_never_created_by_a_service(client, db) -> None:  # typ
     assert not _has_wallet(db, reserved)
 
 
-def test_a_user_transfer_to_an_unknown_recipient_stays_404_and_creates_nothing(  # type: ignore[no-untyped-def]
+def test_a_user_transfer_to_an_unknown_recipient_stays_404_and_creates_nothing(
     app, client, db
 ) -> None:
     alice, stranger = uuid.uuid4(), uuid.uuid4()
@@ -187,7 +187,7 @@ def test_a_user_transfer_to_an_unknown_recipient_stays_404_and_creates_nothing( 
     assert not _has_wallet(db, stranger)
 
 
-def test_reward_item_limits_and_shapes_are_validated(client) -> None:  # type: ignore[no-untyped-def]
+def test_reward_item_limits_and_shapes_are_validated(client) -> None:
     item = {"user_id": str(uuid.uuid4()), "amount": "1", "reason": "x"}
     too_many = _service_post(client, "rewards", {"items": [item] * 1001})
     assert too_many.status_code == 422
@@ -197,7 +197,7 @@ def test_reward_item_limits_and_shapes_are_validated(client) -> None:  # type: i
     assert neither.status_code == 422
 
 
-def test_refunds_never_exceed_the_original(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_refunds_never_exceed_the_original(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "50")
     provision(app, bob)
@@ -223,7 +223,7 @@ def test_refunds_never_exceed_the_original(app, client, db) -> None:  # type: ig
     assert again.status_code == 422
 
 
-def test_only_completed_transfers_and_fees_are_refundable(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_only_completed_transfers_and_fees_are_refundable(app, client, db) -> None:
     user = uuid.uuid4()
     fund(app, user, "5")
     reward_id = client.get("/api/wallet", headers=auth(user)).get_json()["transaction_history"][0][
@@ -235,7 +235,7 @@ def test_only_completed_transfers_and_fees_are_refundable(app, client, db) -> No
     assert missing.status_code == 404
 
 
-def test_a_service_charge_is_idempotent_per_service(client, db, app) -> None:  # type: ignore[no-untyped-def]
+def test_a_service_charge_is_idempotent_per_service(client, db, app) -> None:
     user = uuid.uuid4()
     fund(app, user, "5")
     service = uuid.uuid4()

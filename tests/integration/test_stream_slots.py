@@ -10,7 +10,7 @@ from app.services.stream_slots import TooManyStreamsError
 from tests.support import auth, wait_until
 
 
-def test_a_user_claims_up_to_the_limit_then_is_told_when_a_slot_frees(wiring) -> None:  # type: ignore[no-untyped-def]
+def test_a_user_claims_up_to_the_limit_then_is_told_when_a_slot_frees(wiring) -> None:
     user = uuid.uuid4()
     slots = [stream_slots.claim(wiring.redis, user, limit=3, lifetime=30) for _ in range(3)]
     with pytest.raises(TooManyStreamsError) as caught:
@@ -23,14 +23,14 @@ def test_a_user_claims_up_to_the_limit_then_is_told_when_a_slot_frees(wiring) ->
     assert stream_slots.claim(wiring.redis, user, limit=3, lifetime=30)
 
 
-def test_the_slots_of_a_crashed_process_free_themselves_when_their_lease_runs_out(wiring) -> None:  # type: ignore[no-untyped-def]
+def test_the_slots_of_a_crashed_process_free_themselves_when_their_lease_runs_out(wiring) -> None:
     user = uuid.uuid4()
     key = f"sse:streams:{user}"
     wiring.redis.zadd(key, {f"{time.time() + 300}:crashed": time.time() - 1})  # not renewed
     assert stream_slots.claim(wiring.redis, user, limit=1, lifetime=30)
 
 
-def test_renewing_keeps_the_slots_of_open_streams_taken(wiring) -> None:  # type: ignore[no-untyped-def]
+def test_renewing_keeps_the_slots_of_open_streams_taken(wiring) -> None:
     user = uuid.uuid4()
     slot = stream_slots.claim(wiring.redis, user, limit=1, lifetime=300)
     assert slot is not None
@@ -40,7 +40,7 @@ def test_renewing_keeps_the_slots_of_open_streams_taken(wiring) -> None:  # type
         stream_slots.claim(wiring.redis, user, limit=1, lifetime=300)
 
 
-def test_a_stream_beyond_the_cap_is_429_problem_json_with_retry_after(client, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_beyond_the_cap_is_429_problem_json_with_retry_after(client, wiring) -> None:
     user = uuid.uuid4()
     for _ in range(wiring.config.sse_max_streams_per_user):
         stream_slots.claim(wiring.redis, user, limit=99, lifetime=120)
@@ -51,7 +51,7 @@ def test_a_stream_beyond_the_cap_is_429_problem_json_with_retry_after(client, wi
     assert response.get_json()["code"] == "too_many_streams"
 
 
-def test_closing_a_stream_frees_its_slot_for_the_next_one(wiring) -> None:  # type: ignore[no-untyped-def]
+def test_closing_a_stream_frees_its_slot_for_the_next_one(wiring) -> None:
     user = uuid.uuid4()
     streams = [live.open_stream(wiring, user, None) for _ in range(5)]
     running = streams[0].events()

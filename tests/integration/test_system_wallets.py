@@ -52,9 +52,7 @@ def _not_found(response: Any) -> None:
 
 
 @pytest.mark.parametrize("name", list(SYSTEM))
-def test_a_service_cannot_charge_a_system_account(  # type: ignore[no-untyped-def]
-    client, db, system_ids, name
-) -> None:
+def test_a_service_cannot_charge_a_system_account(client, db, system_ids, name) -> None:
     """Charging the issuance account used to complete: it paid the platform money it never had."""
     before = _counters(db, system_ids[name])
     response = _service_post(
@@ -65,7 +63,7 @@ def test_a_service_cannot_charge_a_system_account(  # type: ignore[no-untyped-de
 
 
 @pytest.mark.parametrize("name", list(SYSTEM))
-def test_a_service_cannot_reward_a_system_account_alone_or_among_users(  # type: ignore[no-untyped-def]
+def test_a_service_cannot_reward_a_system_account_alone_or_among_users(
     app, client, db, system_ids, name
 ) -> None:
     user = uuid.uuid4()
@@ -80,9 +78,7 @@ def test_a_service_cannot_reward_a_system_account_alone_or_among_users(  # type:
 
 
 @pytest.mark.parametrize("name", list(SYSTEM))
-def test_a_user_cannot_transfer_to_a_system_account(  # type: ignore[no-untyped-def]
-    app, client, db, system_ids, name
-) -> None:
+def test_a_user_cannot_transfer_to_a_system_account(app, client, db, system_ids, name) -> None:
     user = uuid.uuid4()
     fund(app, user, "5")
     response = client.post(
@@ -97,7 +93,7 @@ def test_a_user_cannot_transfer_to_a_system_account(  # type: ignore[no-untyped-
     ] == ("5.000000")
 
 
-def test_a_transfer_that_reached_a_system_wallet_is_not_refundable_out_of_it(  # type: ignore[no-untyped-def]
+def test_a_transfer_that_reached_a_system_wallet_is_not_refundable_out_of_it(
     app, client, db, wiring, system_ids
 ) -> None:
     """A row from before the fix: refunding it would have paid the user out of the issuance
@@ -143,7 +139,7 @@ def test_a_transfer_that_reached_a_system_wallet_is_not_refundable_out_of_it(  #
     assert refunds == 0 and balance(db, user) == Decimal(0)
 
 
-def test_fees_stay_refundable_to_the_user_who_paid_them(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_fees_stay_refundable_to_the_user_who_paid_them(app, client, db) -> None:
     user = uuid.uuid4()
     fund(app, user, "4")
     fee = _service_post(client, "charges", {"user_id": str(user), "amount": "4", "reason": "f"})
@@ -154,7 +150,7 @@ def test_fees_stay_refundable_to_the_user_who_paid_them(app, client, db) -> None
     assert balance(db, user) == Decimal(4)
 
 
-def test_the_database_pays_each_kind_only_from_its_kind_of_wallet(  # type: ignore[no-untyped-def]
+def test_the_database_pays_each_kind_only_from_its_kind_of_wallet(
     app, db, wiring, system_wallets
 ) -> None:
     """Defence in depth below the services: a transfer out of the platform wallet, or a reward
@@ -176,7 +172,7 @@ def test_the_database_pays_each_kind_only_from_its_kind_of_wallet(  # type: igno
             record(session, submission, wiring.config.settlement_shards)
 
 
-def test_the_admin_transaction_list_finds_no_user_behind_a_system_id(  # type: ignore[no-untyped-def]
+def test_the_admin_transaction_list_finds_no_user_behind_a_system_id(
     app, client, system_ids
 ) -> None:
     fund(app, uuid.uuid4(), "1")  # the platform wallet has history
@@ -210,7 +206,7 @@ ROLE_ROUTES = {
 
 @pytest.mark.parametrize("role", list(ROLE_ROUTES))
 @pytest.mark.parametrize("name", list(SYSTEM))
-def test_a_token_naming_a_system_account_is_refused_and_audited(  # type: ignore[no-untyped-def]
+def test_a_token_naming_a_system_account_is_refused_and_audited(
     client, db, system_ids, name, role
 ) -> None:
     """A user token for the issuance account was served its wallet (balance −1000000.000001)."""
@@ -229,7 +225,7 @@ def test_a_token_naming_a_system_account_is_refused_and_audited(  # type: ignore
     assert audits[-1].actor_id is None and audits[-1].details["role"] == role
 
 
-def test_a_reserved_id_without_an_account_is_refused_before_anything_is_provisioned(  # type: ignore[no-untyped-def]
+def test_a_reserved_id_without_an_account_is_refused_before_anything_is_provisioned(
     app, client, db
 ) -> None:
     """Ids below …0001:0000 are kept for system accounts to come: a token naming one must not
@@ -246,6 +242,6 @@ def test_a_reserved_id_without_an_account_is_refused_before_anything_is_provisio
         app.extensions["wallet"].provisioner.wallet_id_for(future, "user")
 
 
-def test_the_cli_prints_no_token_for_a_reserved_id(app) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_prints_no_token_for_a_reserved_id(app) -> None:
     result = app.test_cli_runner().invoke(args=["users", "token", str(ISSUANCE_USER_ID)])
     assert result.exit_code != 0 and "reserved for system accounts" in result.output

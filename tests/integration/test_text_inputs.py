@@ -18,7 +18,7 @@ NUL_MESSAGE = "Must not contain NUL (U+0000) characters."
         ("service", "/api/internal/rewards", {"amount": "1", "reason": "a\u0000b"}),
     ],
 )
-def test_text_with_a_nul_character_is_refused_as_invalid_not_a_server_error(  # type: ignore[no-untyped-def]
+def test_text_with_a_nul_character_is_refused_as_invalid_not_a_server_error(
     client, role: str, path: str, body: dict[str, str]
 ) -> None:
     user = uuid.uuid4()
@@ -34,7 +34,7 @@ def test_text_with_a_nul_character_is_refused_as_invalid_not_a_server_error(  # 
     assert set(problem["errors"]) == set(body) - {"amount"}
 
 
-def test_a_nul_character_in_one_reward_of_a_batch_is_refused(client) -> None:  # type: ignore[no-untyped-def]
+def test_a_nul_character_in_one_reward_of_a_batch_is_refused(client) -> None:
     items = [
         {"user_id": str(uuid.uuid4()), "amount": "1", "reason": "fine"},
         {"user_id": str(uuid.uuid4()), "amount": "1", "reason": "\u0000"},
@@ -55,7 +55,7 @@ def test_a_nul_character_in_one_reward_of_a_batch_is_refused(client) -> None:  #
         ("user", "/api/wallet/connect", {"wallet_address": "a\u0000b", "signature": "x"}),
     ],
 )
-def test_a_nul_character_in_a_wallet_address_is_refused_as_invalid(  # type: ignore[no-untyped-def]
+def test_a_nul_character_in_a_wallet_address_is_refused_as_invalid(
     client, role: str, path: str, body: dict[str, str]
 ) -> None:
     response = client.post(path, json=body, headers=auth(uuid.uuid4(), role))
@@ -64,7 +64,7 @@ def test_a_nul_character_in_a_wallet_address_is_refused_as_invalid(  # type: ign
 
 
 @pytest.mark.parametrize("param", ["action", "target"])
-def test_a_nul_character_in_an_audit_filter_is_refused_as_invalid(client, param: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_nul_character_in_an_audit_filter_is_refused_as_invalid(client, param: str) -> None:
     response = client.get(f"/api/admin/audit?{param}=a%00b", headers=auth(uuid.uuid4(), "admin"))
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["code"] == "validation_error"
@@ -81,13 +81,13 @@ BEYOND_BIGINT = str(2**63)
         ("admin", f"/api/admin/audit?cursor={BEYOND_BIGINT}"),
     ],
 )
-def test_a_cursor_beyond_the_id_range_is_refused_as_invalid(client, role: str, path: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_cursor_beyond_the_id_range_is_refused_as_invalid(client, role: str, path: str) -> None:
     response = client.get(path, headers=auth(uuid.uuid4(), role))
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["code"] == "validation_error"
 
 
-def test_a_notification_id_beyond_the_id_range_is_not_found(client) -> None:  # type: ignore[no-untyped-def]
+def test_a_notification_id_beyond_the_id_range_is_not_found(client) -> None:
     response = client.post(
         f"/api/notifications/{BEYOND_BIGINT}/read", headers=auth(uuid.uuid4(), "user")
     )

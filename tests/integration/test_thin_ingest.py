@@ -31,16 +31,16 @@ def statements(_db: Any) -> Iterator[list[str]]:
     me = threading.get_ident()
     original = psycopg.Cursor.execute
 
-    def spy(cursor, query, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def spy(cursor, query, *args, **kwargs):
         if threading.get_ident() == me and str(query) != PING:
             seen.append(str(query))
         return original(cursor, query, *args, **kwargs)
 
-    psycopg.Cursor.execute = spy  # type: ignore[method-assign]
+    psycopg.Cursor.execute = spy
     try:
         yield seen
     finally:
-        psycopg.Cursor.execute = original  # type: ignore[method-assign]
+        psycopg.Cursor.execute = original
 
 
 def test_accepting_a_transfer_its_replay_and_a_refusal_are_one_statement_each(

@@ -25,7 +25,7 @@ from tests.support import (
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-def test_transfer_settles_with_two_entries_and_both_balances_move(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_transfer_settles_with_two_entries_and_both_balances_move(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "100")
     provision(app, bob)
@@ -52,7 +52,7 @@ def test_transfer_settles_with_two_entries_and_both_balances_move(app, client, d
     assert detail.get_json()["completed_at"] is not None
 
 
-def test_prefer_wait_answers_the_settled_state_synchronously(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_prefer_wait_answers_the_settled_state_synchronously(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "50")
     provision(app, bob)
@@ -65,7 +65,7 @@ def test_prefer_wait_answers_the_settled_state_synchronously(app, client, db) ->
     assert body["balance_after"] == "30.000000"
 
 
-def test_histories_show_amounts_signed_from_each_side(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_histories_show_amounts_signed_from_each_side(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
@@ -79,7 +79,7 @@ def test_histories_show_amounts_signed_from_each_side(app, client, db) -> None: 
     assert sent[1]["type"] == "reward" and sent[1]["amount"] == "10.000000"
 
 
-def test_transfer_beyond_available_balance_is_refused_and_records_nothing(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_transfer_beyond_available_balance_is_refused_and_records_nothing(app, client, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
@@ -96,7 +96,7 @@ def test_transfer_beyond_available_balance_is_refused_and_records_nothing(app, c
     assert count == 0
 
 
-def test_pending_debits_count_against_the_available_balance(app, client, db, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_pending_debits_count_against_the_available_balance(app, client, db, wiring) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
@@ -112,7 +112,7 @@ def test_pending_debits_count_against_the_available_balance(app, client, db, wir
         hold.commit()
 
 
-def test_insufficient_balance_at_settlement_fails_and_leaves_balances_unchanged(app, db) -> None:  # type: ignore[no-untyped-def]
+def test_insufficient_balance_at_settlement_fails_and_leaves_balances_unchanged(app, db) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "5")
     [tx_id] = record_unchecked(app, alice, bob, [Decimal("8")])
@@ -129,7 +129,7 @@ def test_insufficient_balance_at_settlement_fails_and_leaves_balances_unchanged(
     assert entries_of(db, tx_id) == []
 
 
-def test_two_hundred_interleaved_transfers_settle_in_seq_order_and_only_the_later_fail(  # type: ignore[no-untyped-def]
+def test_two_hundred_interleaved_transfers_settle_in_seq_order_and_only_the_later_fail(
     app, db, wiring
 ) -> None:
     sender = uuid.uuid4()
@@ -158,7 +158,7 @@ def test_two_hundred_interleaved_transfers_settle_in_seq_order_and_only_the_late
 
 def test_opposite_transfers_between_two_users_all_complete_without_deadlock(
     app, client, db
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "100")
     fund(app, bob, "100")
@@ -179,7 +179,7 @@ def test_opposite_transfers_between_two_users_all_complete_without_deadlock(
 
 def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(
     app, client, db, wiring
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
@@ -199,7 +199,7 @@ def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(
     assert len(entries_of(db, tx_id)) == 2
 
 
-def test_sweeper_completes_a_transfer_whose_enqueue_was_lost(app, config, db, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_sweeper_completes_a_transfer_whose_enqueue_was_lost(app, config, db, wiring) -> None:
     from app import create_app
 
     alice, bob = uuid.uuid4(), uuid.uuid4()
@@ -242,7 +242,7 @@ def test_a_failed_connection_checkout_for_a_single_statement_is_unavailable() ->
     offline.dispose()
 
 
-def test_an_unreachable_database_answers_503_to_a_transfer(config) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreachable_database_answers_503_to_a_transfer(config) -> None:
     from app import create_app
 
     offline = create_app(config.replace(database_url="postgresql+psycopg://x@127.0.0.1:1/none"))

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def keyless_api(config):  # type: ignore[no-untyped-def]
+def keyless_api(config):
     """An API whose TREASURY_KEYPAIR names a file that does not exist."""
     api = create_app(config.replace(treasury_keypair="/nonexistent/treasury.json"))
     api.testing = True
@@ -26,7 +26,7 @@ def keyless_api(config):  # type: ignore[no-untyped-def]
     api.extensions["wallet"].db.dispose()
 
 
-def test_a_deposit_request_names_the_treasury_without_opening_its_key(keyless_api, solana) -> None:  # type: ignore[no-untyped-def]
+def test_a_deposit_request_names_the_treasury_without_opening_its_key(keyless_api, solana) -> None:
     response = keyless_api.test_client().post(
         "/api/wallet/deposits", json={"amount": "3"}, headers=auth(uuid.uuid4())
     )
@@ -44,7 +44,7 @@ def test_the_wsgi_app_is_configured_without_the_treasury_key() -> None:
     assert result.stdout.strip().splitlines()[-1] == "''"
 
 
-def test_the_worker_refuses_a_key_that_is_not_the_treasury_address(config) -> None:  # type: ignore[no-untyped-def]
+def test_the_worker_refuses_a_key_that_is_not_the_treasury_address(config) -> None:
     assert str(chain_accounts.treasury(config).pubkey()) == config.treasury_address
     other = config.replace(treasury_address=str(Keypair().pubkey()))
     with pytest.raises(RuntimeError, match="not the key of TREASURY_ADDRESS"):

@@ -22,7 +22,7 @@ def _challenge(client: Any, user: uuid.UUID, address: str) -> dict[str, Any]:
         "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
     )
     assert response.status_code == 201, response.get_json()
-    return response.get_json()  # type: ignore[no-any-return]
+    return response.get_json()
 
 
 def _sign(keypair: Keypair, message: str, encoding: str = "base58") -> str:
@@ -55,7 +55,7 @@ def _disconnect(client: Any, user: uuid.UUID, wallet_id: Any) -> Any:
 
 
 def _shown(client: Any, user: uuid.UUID) -> dict[str, Any]:
-    return client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]  # type: ignore[no-any-return]
+    return client.get("/api/wallet", headers=auth(user)).get_json()["wallet"]
 
 
 def _audit(db: Any, user: uuid.UUID) -> list[AuditLog]:
@@ -91,7 +91,7 @@ def _assert_rejected(db: Any, response: Any, user: uuid.UUID, codes: set[str]) -
 
 @pytest.mark.parametrize("encoding", ["base64", "base58"])
 @pytest.mark.parametrize("prefix", ["", "sol:"])
-def test_a_signed_challenge_connects_the_address(client, db, user, encoding, prefix) -> None:  # type: ignore[no-untyped-def]
+def test_a_signed_challenge_connects_the_address(client, db, user, encoding, prefix) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     challenge = _challenge(client, user, prefix + address)
@@ -131,7 +131,7 @@ def test_a_signed_challenge_connects_the_address(client, db, user, encoding, pre
         assert row.consumed_at is not None
 
 
-def test_the_challenge_is_a_siws_message_bound_to_the_caller_expiring_within_ten_minutes(  # type: ignore[no-untyped-def]
+def test_the_challenge_is_a_siws_message_bound_to_the_caller_expiring_within_ten_minutes(
     client, db, user, config
 ) -> None:
     address = str(Keypair().pubkey())
@@ -156,7 +156,7 @@ def test_the_challenge_is_a_siws_message_bound_to_the_caller_expiring_within_ten
         )
 
 
-def test_a_signature_by_another_key_is_rejected_and_counted(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_signature_by_another_key_is_rejected_and_counted(client, db, user) -> None:
     address = str(Keypair().pubkey())
     message = _challenge(client, user, address)["message"]
     rejected_before = _connections("rejected")
@@ -166,7 +166,7 @@ def test_a_signature_by_another_key_is_rejected_and_counted(client, db, user) ->
     assert _connections("rejected") == rejected_before + 1
 
 
-def test_a_signature_over_another_message_is_rejected(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_signature_over_another_message_is_rejected(client, db, user) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     message = _challenge(client, user, address)["message"]
@@ -175,7 +175,7 @@ def test_a_signature_over_another_message_is_rejected(client, db, user) -> None:
     _assert_rejected(db, response, user, {"invalid_signature"})
 
 
-def test_a_wrong_signature_leaves_the_challenge_open_for_a_retry(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_signature_leaves_the_challenge_open_for_a_retry(client, db, user) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     message = _challenge(client, user, address)["message"]
@@ -185,14 +185,14 @@ def test_a_wrong_signature_leaves_the_challenge_open_for_a_retry(client, db, use
     assert _connect(client, user, address, _sign(keypair, message)).status_code == 200
 
 
-def test_a_challenge_for_one_address_does_not_connect_another(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_challenge_for_one_address_does_not_connect_another(client, db, user) -> None:
     asked, other = Keypair(), Keypair()
     message = _challenge(client, user, str(asked.pubkey()))["message"]
     response = _connect(client, user, str(other.pubkey()), _sign(other, message))
     _assert_rejected(db, response, user, SIGNATURE_FAMILY)
 
 
-def test_an_expired_challenge_is_rejected(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_an_expired_challenge_is_rejected(client, db, user) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     challenge = _challenge(client, user, address)
@@ -208,7 +208,7 @@ def test_an_expired_challenge_is_rejected(client, db, user) -> None:  # type: ig
     _assert_rejected(db, response, user, {"challenge_expired"})
 
 
-def test_a_used_nonce_cannot_connect_again(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_used_nonce_cannot_connect_again(client, db, user) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     signature = _sign(keypair, _challenge(client, user, address)["message"])
@@ -218,7 +218,7 @@ def test_a_used_nonce_cannot_connect_again(client, db, user) -> None:  # type: i
     _assert_rejected(db, response, user, {"challenge_not_found"})
 
 
-def test_another_users_challenge_cannot_be_used(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_another_users_challenge_cannot_be_used(client, db, user) -> None:
     asker = uuid.uuid4()
     keypair = Keypair()
     address = str(keypair.pubkey())
@@ -230,7 +230,7 @@ def test_another_users_challenge_cannot_be_used(client, db, user) -> None:  # ty
 
 
 @pytest.mark.parametrize("address", ["not-base58!", "0OIl" * 11, "sol:abc", "1" * 31])
-def test_a_malformed_address_is_422_on_challenge_and_connect(client, db, user, address) -> None:  # type: ignore[no-untyped-def]
+def test_a_malformed_address_is_422_on_challenge_and_connect(client, db, user, address) -> None:
     challenge = client.post(
         "/api/wallet/challenge", json={"wallet_address": address}, headers=auth(user)
     )
@@ -241,14 +241,14 @@ def test_a_malformed_address_is_422_on_challenge_and_connect(client, db, user, a
 
 
 @pytest.mark.parametrize("signature", ["garbage!", base64.b64encode(bytes(32)).decode(), "3" * 40])
-def test_a_garbage_signature_is_rejected(client, db, user, signature) -> None:  # type: ignore[no-untyped-def]
+def test_a_garbage_signature_is_rejected(client, db, user, signature) -> None:
     address = str(Keypair().pubkey())
     _challenge(client, user, address)
     response = _connect(client, user, address, signature)
     _assert_rejected(db, response, user, {"invalid_signature"})
 
 
-def test_an_address_connected_to_another_user_is_409(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_an_address_connected_to_another_user_is_409(client, db, user) -> None:
     owner = uuid.uuid4()
     keypair = _connect_new(client, owner)
     address = str(keypair.pubkey())
@@ -259,7 +259,7 @@ def test_an_address_connected_to_another_user_is_409(client, db, user) -> None: 
     assert wallet(db, owner).address == address
 
 
-def test_two_users_racing_for_one_address_connect_it_once(app, db) -> None:  # type: ignore[no-untyped-def]
+def test_two_users_racing_for_one_address_connect_it_once(app, db) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     users = [uuid.uuid4() for _ in range(6)]
@@ -276,7 +276,7 @@ def test_two_users_racing_for_one_address_connect_it_once(app, db) -> None:  # t
     assert sum(wallet(db, u).address == address for u in users) == 1
 
 
-def test_one_signature_sent_concurrently_connects_once(app, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_one_signature_sent_concurrently_connects_once(app, db, user) -> None:
     keypair = Keypair()
     address = str(keypair.pubkey())
     with app.test_client() as c:
@@ -292,14 +292,14 @@ def test_one_signature_sent_concurrently_connects_once(app, db, user) -> None:  
     assert [r.action for r in _audit(db, user)].count("wallet.connected") == 1
 
 
-def test_reconnecting_the_connected_address_is_a_no_op(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_reconnecting_the_connected_address_is_a_no_op(client, db, user) -> None:
     keypair = _connect_new(client, user)
     _connect_new(client, user, keypair)
     assert wallet(db, user).address == str(keypair.pubkey())
     assert [r.action for r in _audit(db, user)] == ["wallet.connected", "wallet.connected"]
 
 
-def test_connecting_a_new_address_replaces_the_old_one(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_connecting_a_new_address_replaces_the_old_one(client, db, user) -> None:
     first = _connect_new(client, user)
     disconnections_before = _count("wallet_disconnections_total")
     second = _connect_new(client, user)
@@ -313,7 +313,7 @@ def test_connecting_a_new_address_replaces_the_old_one(client, db, user) -> None
     assert _count("wallet_disconnections_total") == disconnections_before + 1
 
 
-def test_disconnecting_your_wallet_clears_the_address(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_disconnecting_your_wallet_clears_the_address(client, db, user) -> None:
     keypair = _connect_new(client, user)
     own_wallet = wallet(db, user).id
     disconnections_before = _count("wallet_disconnections_total")
@@ -336,7 +336,7 @@ def test_disconnecting_your_wallet_clears_the_address(client, db, user) -> None:
     assert len(_audit(db, user)) == 2
 
 
-def test_disconnecting_someone_elses_wallet_is_404_and_changes_nothing(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_disconnecting_someone_elses_wallet_is_404_and_changes_nothing(client, db, user) -> None:
     owner = uuid.uuid4()
     keypair = _connect_new(client, owner)
     _shown(client, user)  # provision the caller
@@ -355,7 +355,7 @@ def test_disconnecting_someone_elses_wallet_is_404_and_changes_nothing(client, d
         ("disconnect", {"wallet_id": str(uuid.uuid4())}),
     ],
 )
-def test_the_connection_endpoints_require_a_token(client, path, body) -> None:  # type: ignore[no-untyped-def]
+def test_the_connection_endpoints_require_a_token(client, path, body) -> None:
     response = client.post(f"/api/wallet/{path}", json=body)
     assert response.status_code == 401 and response.get_json()["code"] == "unauthorized"
 
@@ -369,12 +369,12 @@ def test_the_connection_endpoints_require_a_token(client, path, body) -> None:  
         ("disconnect", {"wallet_id": "not-a-uuid"}),
     ],
 )
-def test_malformed_bodies_are_422(client, user, path, body) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_bodies_are_422(client, user, path, body) -> None:
     response = client.post(f"/api/wallet/{path}", json=body, headers=auth(user))
     assert response.status_code == 422 and response.get_json()["code"] == "validation_error"
 
 
-def test_the_sign_in_domain_is_the_pages_host_with_its_port(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_sign_in_domain_is_the_pages_host_with_its_port(client, user) -> None:
     address = str(Keypair().pubkey())
     response = client.post(
         "/api/wallet/challenge",
@@ -387,7 +387,7 @@ def test_the_sign_in_domain_is_the_pages_host_with_its_port(client, user) -> Non
     assert "\nURI: https://127.0.0.1:8123\n" in message
 
 
-def test_app_domain_pins_the_sign_in_domain_whatever_the_host(app, user) -> None:  # type: ignore[no-untyped-def]
+def test_app_domain_pins_the_sign_in_domain_whatever_the_host(app, user) -> None:
     from app import create_app
 
     pinned = create_app(app.extensions["wallet"].config.replace(domain="wallet.example.com"))
@@ -402,7 +402,7 @@ def test_app_domain_pins_the_sign_in_domain_whatever_the_host(app, user) -> None
 
 
 @pytest.mark.parametrize("encoding", ["text", "base64"])
-def test_connect_accepts_the_signed_message_when_it_is_the_challenge(  # type: ignore[no-untyped-def]
+def test_connect_accepts_the_signed_message_when_it_is_the_challenge(
     client, user, encoding
 ) -> None:
     keypair = Keypair()
@@ -422,7 +422,7 @@ def test_connect_accepts_the_signed_message_when_it_is_the_challenge(  # type: i
     assert _shown(client, user)["address"] == address
 
 
-def test_a_signed_message_other_than_the_challenge_is_refused_even_with_its_valid_signature(  # type: ignore[no-untyped-def]
+def test_a_signed_message_other_than_the_challenge_is_refused_even_with_its_valid_signature(
     client, user
 ) -> None:
     keypair = Keypair()

@@ -13,7 +13,7 @@ from app.services.wallets import SystemWallets
 from tests.support import auth
 
 
-def test_a_new_user_sees_a_zero_balance_and_an_empty_history(client, user) -> None:  # type: ignore[no-untyped-def]
+def test_a_new_user_sees_a_zero_balance_and_an_empty_history(client, user) -> None:
     response = client.get("/api/wallet", headers=auth(user))
     assert response.status_code == 200
     body = response.get_json()
@@ -25,7 +25,7 @@ def test_a_new_user_sees_a_zero_balance_and_an_empty_history(client, user) -> No
     assert body["transaction_history"] == []
 
 
-def test_fifty_racing_first_requests_create_exactly_one_wallet(app, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_fifty_racing_first_requests_create_exactly_one_wallet(app, db, user) -> None:
     headers = auth(user)
 
     def first_request(_: int) -> str:
@@ -47,21 +47,21 @@ def test_fifty_racing_first_requests_create_exactly_one_wallet(app, db, user) ->
     assert len(wallet_ids) == 1
 
 
-def test_the_database_refuses_a_second_wallet_for_a_user(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_database_refuses_a_second_wallet_for_a_user(client, db, user) -> None:
     client.get("/api/wallet", headers=auth(user))
     with pytest.raises(IntegrityError, match="uq_wallets_user_id"):
         with db.transaction() as session:
             session.add(Wallet(user_id=user))
 
 
-def test_the_database_refuses_a_negative_balance(client, db, user) -> None:  # type: ignore[no-untyped-def]
+def test_the_database_refuses_a_negative_balance(client, db, user) -> None:
     client.get("/api/wallet", headers=auth(user))
     with pytest.raises(IntegrityError, match="balance_non_negative"):
         with db.transaction() as session:
             session.execute(text("UPDATE wallets SET balance = -1 WHERE user_id = :u"), {"u": user})
 
 
-def test_an_address_is_connected_to_at_most_one_wallet(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_an_address_is_connected_to_at_most_one_wallet(client, db) -> None:
     first, second = uuid.uuid4(), uuid.uuid4()
     client.get("/api/wallet", headers=auth(first))
     client.get("/api/wallet", headers=auth(second))
@@ -74,7 +74,7 @@ def test_an_address_is_connected_to_at_most_one_wallet(client, db) -> None:  # t
             session.execute(set_address, {"a": address, "u": second})
 
 
-def test_guests_and_bad_tokens_never_create_anything(client, db) -> None:  # type: ignore[no-untyped-def]
+def test_guests_and_bad_tokens_never_create_anything(client, db) -> None:
     stranger = uuid.uuid4()
     forged = auth(stranger)
     forged["Authorization"] += "x"
@@ -84,7 +84,7 @@ def test_guests_and_bad_tokens_never_create_anything(client, db) -> None:  # typ
         assert session.get(User, stranger) is None
 
 
-def test_no_endpoint_creates_wallets(app) -> None:  # type: ignore[no-untyped-def]
+def test_no_endpoint_creates_wallets(app) -> None:
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods and rule.rule.rstrip("/") in ("/api/wallet", "/api/wallets"):
             pytest.fail(f"{rule.rule} accepts POST")
@@ -92,7 +92,7 @@ def test_no_endpoint_creates_wallets(app) -> None:  # type: ignore[no-untyped-de
         assert c.post("/api/wallet", json={}, headers=auth(uuid.uuid4())).status_code == 405
 
 
-def test_the_platform_wallet_is_one_cached_get_or_create(db) -> None:  # type: ignore[no-untyped-def]
+def test_the_platform_wallet_is_one_cached_get_or_create(db) -> None:
     first, second = SystemWallets(db), SystemWallets(db)
     with ThreadPoolExecutor(max_workers=8) as pool:
         ids = set(pool.map(lambda i: (first if i % 2 else second).platform(), range(16)))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
 
 
-def _connected_user(app, db, amount="50", token_account_too=True):  # type: ignore[no-untyped-def]
+def _connected_user(app, db, amount="50", token_account_too=True):
     """A funded user whose wallet has an external address (connected long ago), which has a
     token account of the mint unless told otherwise."""
     user, external = uuid.uuid4(), Keypair()
@@ -35,7 +35,7 @@ def _connected_user(app, db, amount="50", token_account_too=True):  # type: igno
     return user, external
 
 
-def _withdraw(client, user, amount):  # type: ignore[no-untyped-def]
+def _withdraw(client, user, amount):
     return client.post(
         "/api/wallet/withdrawals",
         json={"amount": amount},
@@ -43,21 +43,21 @@ def _withdraw(client, user, amount):  # type: ignore[no-untyped-def]
     )
 
 
-def _tx(db, tx_id):  # type: ignore[no-untyped-def]
+def _tx(db, tx_id):
     with db.transaction() as session:
         found = session.get(Transaction, uuid.UUID(str(tx_id)))
         session.expunge(found)
         return found
 
 
-def _refund_of(db, tx_id):  # type: ignore[no-untyped-def]
+def _refund_of(db, tx_id):
     with db.transaction() as session:
         return session.scalar(select(Transaction.id).where(Transaction.parent_id == tx_id))
 
 
 def test_a_withdrawal_lands_once_and_completes_at_finalized(
     app, client, db, solana, wiring
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     user, external = _connected_user(app, db)
     response = _withdraw(client, user, "20")
     assert response.status_code == 202
@@ -77,7 +77,7 @@ def test_a_withdrawal_lands_once_and_completes_at_finalized(
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_redelivery_between_send_and_confirm_sends_the_same_signature(  # type: ignore[no-untyped-def]
+def test_redelivery_between_send_and_confirm_sends_the_same_signature(
     app, client, db, solana, wiring
 ) -> None:
     """The first send is lost (worker killed right after storing and sending); every redelivery
@@ -105,7 +105,7 @@ def test_redelivery_between_send_and_confirm_sends_the_same_signature(  # type: 
     assert token_balance(solana, external.pubkey()) == Decimal(5)
 
 
-def test_a_withdrawal_beyond_the_treasury_fails_and_the_balance_is_restored(  # type: ignore[no-untyped-def]
+def test_a_withdrawal_beyond_the_treasury_fails_and_the_balance_is_restored(
     app, client, db, solana, wiring
 ) -> None:
     user, external = _connected_user(app, db, "10")
@@ -127,7 +127,7 @@ def test_a_withdrawal_beyond_the_treasury_fails_and_the_balance_is_restored(  # 
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solana, wiring) -> None:  # type: ignore[no-untyped-def]
+def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solana, wiring) -> None:
     system = app.extensions["wallet"].system
     user, external = _connected_user(app, db)
     tx_id = uuid.UUID(_withdraw(client, user, "3").get_json()["transaction_id"])
@@ -147,7 +147,7 @@ def test_rpc_down_during_confirmation_then_back_completes(app, client, db, solan
     assert balance(db, user) == Decimal(47)
 
 
-def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(  # type: ignore[no-untyped-def]
+def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(
     app, client, db, solana, wiring
 ) -> None:
     system = app.extensions["wallet"].system
@@ -169,7 +169,7 @@ def test_a_withdrawal_that_expires_without_landing_fails_and_is_refunded(  # typ
     assert token_balance(solana, external.pubkey()) == Decimal(0)
 
 
-def test_withdrawals_need_a_connected_address_and_the_balance(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_withdrawals_need_a_connected_address_and_the_balance(app, client, db) -> None:
     user = uuid.uuid4()
     fund(app, user, "5")
     response = _withdraw(client, user, "1")
@@ -181,7 +181,7 @@ def test_withdrawals_need_a_connected_address_and_the_balance(app, client, db) -
     assert no_key.status_code == 400
 
 
-def _drain_treasury(solana):  # type: ignore[no-untyped-def]
+def _drain_treasury(solana):
     """Move all but one token out of the treasury; returns a function that puts them back."""
     treasury, sink = solana.treasury_keypair, Keypair()
     held = token_balance(solana, treasury.pubkey())
@@ -194,7 +194,7 @@ def _drain_treasury(solana):  # type: ignore[no-untyped-def]
     return restore
 
 
-def _sent_but_dropped(client, db, solana, user, amount):  # type: ignore[no-untyped-def]
+def _sent_but_dropped(client, db, solana, user, amount):
     """A withdrawal whose first send the cluster answered but never executed (still in flight)."""
     solana.set_fault("drop_sends")
     try:
@@ -205,7 +205,7 @@ def _sent_but_dropped(client, db, solana, user, amount):  # type: ignore[no-unty
     return tx_id
 
 
-def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_completes_it(  # type: ignore[no-untyped-def]
+def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_completes_it(
     app, client, db, solana, wiring
 ) -> None:
     """Issue 10 item 10: refunding on the rebroadcast's refusal while the first copy could still
@@ -230,7 +230,7 @@ def test_a_rebroadcast_refused_at_preflight_waits_and_the_late_first_copy_comple
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_view(  # type: ignore[no-untyped-def]
+def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_view(
     app, client, db, solana, wiring
 ) -> None:
     system = app.extensions["wallet"].system
@@ -254,11 +254,11 @@ def test_a_refused_rebroadcast_is_refunded_only_after_expiry_in_the_finalized_vi
     assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
 
 
-def _lamports(solana, owner):  # type: ignore[no-untyped-def]
+def _lamports(solana, owner):
     return rpc_client(solana).rpc.call("getBalance", str(owner))["value"]
 
 
-def test_a_withdrawal_below_the_minimum_is_refused(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_withdrawal_below_the_minimum_is_refused(app, client, db) -> None:
     user, _ = _connected_user(app, db, "5")
     response = _withdraw(client, user, "0.999999")
     assert response.status_code == 422
@@ -267,7 +267,7 @@ def test_a_withdrawal_below_the_minimum_is_refused(app, client, db) -> None:  # 
     assert _withdraw(client, user, "1").status_code == 202
 
 
-def test_a_withdrawal_to_an_address_without_a_token_account_is_refused(app, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_withdrawal_to_an_address_without_a_token_account_is_refused(app, client, db) -> None:
     user, _ = _connected_user(app, db, "5", token_account_too=False)
     response = _withdraw(client, user, "2")
     assert response.status_code == 422
@@ -278,7 +278,7 @@ def test_a_withdrawal_to_an_address_without_a_token_account_is_refused(app, clie
     ] == ("5.000000")
 
 
-def test_the_treasury_never_pays_for_a_destination_token_account(  # type: ignore[no-untyped-def]
+def test_the_treasury_never_pays_for_a_destination_token_account(
     app, client, db, solana, monkeypatch
 ) -> None:
     """Should the account be missing by the time the transfer is sent, the transfer fails (it
@@ -296,7 +296,7 @@ def test_the_treasury_never_pays_for_a_destination_token_account(  # type: ignor
     assert rpc_client(solana).token_balance(str(external.pubkey()), str(solana.mint)) is None
 
 
-def test_a_newly_connected_address_waits_out_the_cooldown_before_its_first_withdrawal(  # type: ignore[no-untyped-def]
+def test_a_newly_connected_address_waits_out_the_cooldown_before_its_first_withdrawal(
     app, client, db, solana
 ) -> None:
     user = uuid.uuid4()
@@ -320,7 +320,7 @@ def test_a_newly_connected_address_waits_out_the_cooldown_before_its_first_withd
     assert _withdraw(client, user, "2").status_code == 202
 
 
-def test_a_withdrawal_that_slipped_past_the_cooldown_is_refused_before_signing(  # type: ignore[no-untyped-def]
+def test_a_withdrawal_that_slipped_past_the_cooldown_is_refused_before_signing(
     app, client, db, solana, monkeypatch
 ) -> None:
     """As if the address had been connected between the request's check and its recording."""

@@ -28,7 +28,7 @@ def test_development_runs_on_the_published_defaults() -> None:
 
 
 @pytest.mark.parametrize("app_env", [None, "production", "staging", "Development", ""])
-def test_without_an_explicit_development_env_unset_secrets_refuse_to_start(app_env) -> None:  # type: ignore[no-untyped-def]
+def test_without_an_explicit_development_env_unset_secrets_refuse_to_start(app_env) -> None:
     env = {} if app_env is None else {"APP_ENV": app_env}
     with pytest.raises(InsecureConfigError) as refused:
         refuse_insecure(Config.from_env(env))
@@ -68,7 +68,7 @@ def test_production_with_real_secrets_starts() -> None:
         ),
     ],
 )
-def test_outside_development_each_weak_secret_is_refused_by_name(changes, reason) -> None:  # type: ignore[no-untyped-def]
+def test_outside_development_each_weak_secret_is_refused_by_name(changes, reason) -> None:
     config = Config.from_env({**PRODUCTION, **changes})
     [problem] = insecure_settings(config)
     assert reason in problem

@@ -91,7 +91,7 @@ def test_an_inactive_recipient_fails_the_transfer_and_moves_nothing() -> None:
 
 
 def _screening(**overrides: object) -> Screening:
-    return Screening(FraudThresholds(**overrides))  # type: ignore[arg-type]
+    return Screening(FraudThresholds(**overrides))
 
 
 def test_a_flagged_transfer_is_held_reserved_and_later_debits_settle_against_what_remains() -> None:

@@ -111,7 +111,7 @@ def test_invalid_tokens_are_refused(token: str) -> None:
         decode_token(SECRET, token, leeway=0)
 
 
-def test_a_token_is_verified_once_and_its_expiry_checked_at_every_use(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_token_is_verified_once_and_its_expiry_checked_at_every_use(monkeypatch) -> None:
     user_id, calls, original = uuid.uuid4(), [], jwt.decode
     monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(a) or original(*a, **k))
     token = issue_token(SECRET, user_id, ttl=timedelta(minutes=1))

@@ -15,14 +15,10 @@ from app.services import deposits, withdrawals
 log = logging.getLogger(__name__)
 
 
-def _system():  # type: ignore[no-untyped-def]
-    return wiring().system
-
-
 @shared_task(name=queue.PROCESS_WITHDRAWAL, ignore_result=True)
 def process_withdrawal(tx_id: str) -> str:
     try:
-        return withdrawals.process(wiring(), _system(), uuid.UUID(tx_id))
+        return withdrawals.process(wiring(), wiring().system, uuid.UUID(tx_id))
     except ChainUnavailableError as exc:  # the poll job tries again; nothing decided
         log.warning("withdrawal %s: rpc unavailable: %s", tx_id, exc)
         return "rpc_unavailable"
@@ -31,7 +27,7 @@ def process_withdrawal(tx_id: str) -> str:
 @shared_task(name=queue.CHECK_DEPOSIT, ignore_result=True)
 def check_deposit(tx_id: str) -> str:
     try:
-        return deposits.check(wiring(), _system(), uuid.UUID(tx_id))
+        return deposits.check(wiring(), wiring().system, uuid.UUID(tx_id))
     except ChainUnavailableError as exc:
         log.warning("deposit %s: rpc unavailable: %s", tx_id, exc)
         return "rpc_unavailable"
