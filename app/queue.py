@@ -22,6 +22,8 @@ SETTLE_SHARD = "settlement.settle_shard"
 PROCESS_WITHDRAWAL = "chain.process_withdrawal"
 CHECK_DEPOSIT = "chain.check_deposit"
 WEBHOOK_DELIVER = "webhooks.deliver"
+WORKER_LIVENESS = "maintenance.liveness"
+LIVENESS_KEY = "worker:liveness"  # the time the worker last consumed a liveness probe
 _KICK_FLAG = "settle:queued:{shard}"
 _KICK_FLAG_TTL = 10
 

@@ -91,6 +91,8 @@ def run() -> int:
         _write_stack_env(env)
         _banner(env)
         processes_env = {k: v for k, v in env.items() if k != "MIGRATION_DATABASE_URL"}
+        # supervisord restarts a worker that exits; the watchdog one that hangs (watchdog.py).
+        programs["watchdog"] = shlex.join([sys.executable, "-m", "devstack.watchdog"])
         conf = VAR / "supervisord.conf"
         conf.write_text(supervision.config(programs, directory=ROOT, var=VAR))
         supervisord = subprocess.Popen(

@@ -13,6 +13,7 @@ SENT_BY_NAME = [
     queue.PROCESS_WITHDRAWAL,
     queue.CHECK_DEPOSIT,
     queue.WEBHOOK_DELIVER,
+    queue.WORKER_LIVENESS,
 ]
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
 
+from app import queue
 from app.bootstrap import wiring
 from app.services import escrow_expiry, gauges, idempotency, invariants, step_up
 
@@ -49,3 +51,10 @@ def expire_unconfirmed() -> int:
     if failed:
         log.info("step-up: %s unconfirmed transactions failed", failed)
     return failed
+
+
+@shared_task(name=queue.WORKER_LIVENESS, ignore_result=True)
+def liveness() -> None:
+    """The watchdog's probe (devstack/watchdog.py): consuming it proves the worker still takes
+    tasks from the broker, which a worker hung after a broker restart no longer does."""
+    wiring().redis.set(queue.LIVENESS_KEY, str(time.time()), ex=3600)
