@@ -224,11 +224,13 @@ def test_the_analytics_query_uses_the_wallet_time_index(app, db, user) -> None:
     from app.services.analytics import _TOTALS
 
     wallet_id = provision(app, user)
-    with db.statement() as conn:
-        conn.execute(text("SET LOCAL enable_seqscan = off"))
+    # One transaction: SET LOCAL lasts until its end (on an autocommit connection it would end
+    # with its own statement, and a tiny table would be scanned instead).
+    with db.transaction() as session:
+        session.execute(text("SET LOCAL enable_seqscan = off"))
         plan = "\n".join(
             row[0]
-            for row in conn.execute(
+            for row in session.execute(
                 text(f"EXPLAIN {_TOTALS.text}"), {"wallet_id": wallet_id, "since": "2026-01-01"}
             )
         )
