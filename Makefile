@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench chaos token flask config-docs clean browser
+.PHONY: run test lint typecheck unit bench chaos token flask config-docs clean browser rabbitmq
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python -m devstack run
 
-test: $(STAMP) lint typecheck browser
+test: $(STAMP) lint typecheck browser rabbitmq
 	$(BIN)/python -m pytest
 
 # The wallet page's browser tests drive Debian's chromium (never `playwright install`): installed
@@ -28,6 +28,18 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive sh -c '$(CHROMIUM_INSTALL)'; \
 	  else \
 	    echo "The browser tests need Chromium. Install it with: sudo sh -c '$(CHROMIUM_INSTALL)'"; \
+	    exit 1; \
+	  fi; }
+
+# The broker test starts a private RabbitMQ node (devstack/embedded.py) from Debian's package:
+# installed here when missing and this is root; otherwise stop with the command to run.
+RABBITMQ_INSTALL := apt-get update && apt-get install -y --no-install-recommends rabbitmq-server
+rabbitmq:
+	@test -x /usr/sbin/rabbitmq-server || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive sh -c '$(RABBITMQ_INSTALL)'; \
+	  else \
+	    echo "The broker test needs RabbitMQ. Install it with: sudo sh -c '$(RABBITMQ_INSTALL)'"; \
 	    exit 1; \
 	  fi; }
 

@@ -192,3 +192,65 @@ class EmbeddedRedis:
                 self._process.wait(10)
             except subprocess.TimeoutExpired:
                 self._process.kill()
+
+
+RABBITMQ_SERVER = "/usr/sbin/rabbitmq-server"  # Debian's `rabbitmq-server` package
+RABBITMQ_INSTALL = "apt-get install -y --no-install-recommends rabbitmq-server"
+
+
+class EmbeddedRabbitMQ:
+    """A private RabbitMQ node (Debian's `rabbitmq-server`, run as its `rabbitmq` user as the
+    package's wrapper does) on free ports, its data in `directory`: the broker tests own their
+    broker instead of depending on one the machine may or may not run."""
+
+    def __init__(self, directory: Path, timeout: float = 60.0) -> None:
+        if not os.access(RABBITMQ_SERVER, os.X_OK):
+            raise RuntimeError(f"RabbitMQ is not installed: {RABBITMQ_INSTALL} (as root)")
+        for sub in ("mnesia", "log"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        (directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        (directory / "enabled_plugins").write_text("[].\n")
+        if os.geteuid() == 0:  # the wrapper drops to the `rabbitmq` user, which must own the data
+            subprocess.run(["chown", "-R", "rabbitmq", str(directory)], check=True)
+        env = dict(
+            os.environ,
+            RABBITMQ_NODENAME=f"wallet-test-{self.port}@localhost",
+            RABBITMQ_CONFIG_FILE=str(directory / "rabbitmq.conf"),
+            RABBITMQ_DIST_PORT=str(free_port()),
+            RABBITMQ_MNESIA_BASE=str(directory / "mnesia"),
+            RABBITMQ_LOG_BASE=str(directory / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(directory / "enabled_plugins"),
+            RABBITMQ_PID_FILE=str(directory / "rabbitmq.pid"),
+        )
+        self._process = subprocess.Popen(
+            [RABBITMQ_SERVER],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: `stop` ends the wrapper and the VM
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited; see {directory / 'log'}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("rabbitmq-server did not become ready")
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            os.killpg(self._process.pid, 15)
+            try:
+                self._process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._process.pid, 9)
+                self._process.wait(10)

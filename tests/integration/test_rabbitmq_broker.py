@@ -1,42 +1,49 @@
 """RabbitMQ as the broker (CELERY_BROKER_URL=amqp://…): the API publishes there and a real worker
-consumes from there, so a transfer settles without the Redis broker. Runs where a RabbitMQ
-answers at TEST_RABBITMQ_URL (default: the local server's guest login); skipped elsewhere."""
+consumes from there, so a transfer settles without the Redis broker. The broker is
+TEST_RABBITMQ_URL when set, else a private node the test starts (devstack.embedded): never a
+skip. `make test` installs Debian's rabbitmq-server when it is missing and it can."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from kombu import Connection
 
+from devstack.embedded import EmbeddedRabbitMQ
+from tests.servers import ROOT
 from tests.support import auth, balance, fund, provision, wait_settled
 
-RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
-
-def _rabbitmq_answers() -> bool:
+@pytest.fixture(scope="module")
+def rabbitmq_url() -> Iterator[str]:
+    given = os.environ.get("TEST_RABBITMQ_URL")
+    if given:
+        yield given
+        return
+    # Under var/test, not pytest's private tmp: the node runs as the `rabbitmq` user.
+    directory = ROOT / "var" / "test" / f"rabbitmq-{secrets.token_hex(4)}"
+    node = EmbeddedRabbitMQ(directory)
     try:
-        with Connection(RABBITMQ_URL, connect_timeout=2) as connection:
-            connection.ensure_connection(max_retries=1)
-        return True
-    except Exception:  # noqa: BLE001 - anything: no RabbitMQ here
-        return False
+        yield node.url
+    finally:
+        node.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
-def rabbit_app(config: Any, celery_app: Any) -> Iterator[Any]:
-    if not _rabbitmq_answers():
-        pytest.skip(f"no RabbitMQ at {RABBITMQ_URL}")
+def rabbit_app(config: Any, celery_app: Any, rabbitmq_url: str) -> Iterator[Any]:
     from celery.contrib.testing.worker import start_worker
 
     from app import create_app
     from workers.bootstrap import make_celery
 
-    flask_app = create_app(config.replace(broker_url=RABBITMQ_URL))
+    flask_app = create_app(config.replace(broker_url=rabbitmq_url))
     rabbit_celery = make_celery(flask_app)
     assert rabbit_celery.conf.broker_url.startswith("amqp://")
     try:
