@@ -20,7 +20,7 @@ import hmac
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis
 
@@ -111,8 +111,9 @@ def issue_login_code(
     return code
 
 
-def redeem_login_code(client: redis.Redis, code: str) -> BrowserSession:
-    """The principal a code stood for; the code is gone afterwards (GETDEL: used once)."""
+def redeem_login_code(client: redis.Redis, code: str, max_ttl_seconds: int) -> BrowserSession:
+    """The principal a code stood for, its session lasting at most `max_ttl_seconds` (a token's
+    longest life); the code is gone afterwards (GETDEL: used once)."""
     if not code or len(code) > 2 * ID_BYTES:
         raise LoginCodeInvalidError()
     try:
@@ -121,4 +122,5 @@ def redeem_login_code(client: redis.Redis, code: str) -> BrowserSession:
         raise SessionStoreUnavailableError() from error
     if raw is None:
         raise LoginCodeInvalidError()
-    return _load(raw)
+    found = _load(raw)
+    return replace(found, ttl_seconds=min(found.ttl_seconds, max_ttl_seconds))

@@ -162,12 +162,13 @@ def login() -> Any:
         page = render_template("login.html", code="", error="Sign-in from another site refused")
         return Response(page, status=403, mimetype="text/html")
     try:
-        found = browser_sessions.redeem_login_code(wiring().redis, request.form.get("code", ""))
+        found = browser_sessions.redeem_login_code(
+            wiring().redis, request.form.get("code", ""), wiring().config.jwt_max_lifetime_seconds
+        )
     except browser_sessions.LoginCodeInvalidError as error:
         page = render_template("login.html", code="", error=error.title)
         return Response(page, status=400, mimetype="text/html")
-    ttl = min(found.ttl_seconds, wiring().config.jwt_max_lifetime_seconds)
-    response = start_session(found.user_id, found.role, ttl, via="login_link")
+    response = start_session(found.user_id, found.role, found.ttl_seconds, via="login_link")
     response.status_code = 303
     response.headers["Location"] = "/wallet"
     return response
