@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 @shared_task(name=queue.PROCESS_WITHDRAWAL, ignore_result=True)
 def process_withdrawal(tx_id: str) -> str:
+    w = wiring()
     try:
-        return withdrawals.process(wiring(), wiring().system, uuid.UUID(tx_id))
+        return withdrawals.process(w, w.system, uuid.UUID(tx_id))
     except ChainUnavailableError as exc:  # the poll job tries again; nothing decided
         log.warning("withdrawal %s: rpc unavailable: %s", tx_id, exc)
         return "rpc_unavailable"
@@ -26,8 +27,9 @@ def process_withdrawal(tx_id: str) -> str:
 
 @shared_task(name=queue.CHECK_DEPOSIT, ignore_result=True)
 def check_deposit(tx_id: str) -> str:
+    w = wiring()
     try:
-        return deposits.check(wiring(), wiring().system, uuid.UUID(tx_id))
+        return deposits.check(w, w.system, uuid.UUID(tx_id))
     except ChainUnavailableError as exc:
         log.warning("deposit %s: rpc unavailable: %s", tx_id, exc)
         return "rpc_unavailable"
