@@ -234,17 +234,28 @@ class EmbeddedRabbitMQ:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited; see {directory / 'log'}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if self._answers():
                 return
-            except OSError:
-                time.sleep(0.2)
+            time.sleep(0.2)
         self.stop()
         raise RuntimeError("rabbitmq-server did not become ready")
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def _answers(self) -> bool:
+        """Ready means an AMQP session works (login, channel, a queue declared), not only an
+        open port: a booting node accepts connections it then drops."""
+        from kombu import Connection
+
+        try:
+            with Connection(self.url, connect_timeout=2) as connection:
+                connection.connect()  # one attempt (default_channel alone retries forever)
+                connection.default_channel.queue_declare("readiness", auto_delete=True)
+            return True
+        except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+            return False
 
     def stop(self) -> None:
         if self._process.poll() is None:

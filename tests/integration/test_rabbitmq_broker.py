@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -37,27 +39,31 @@ def rabbitmq_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def rabbit_app(config: Any, celery_app: Any, rabbitmq_url: str) -> Iterator[Any]:
-    from celery.contrib.testing.worker import start_worker
-
+def rabbit_app(config: Any, rabbitmq_url: str) -> Iterator[Any]:
+    """The API publishing to RabbitMQ and a worker process consuming from it, started the way
+    `make run` starts one. A process, not an embedded worker thread: stopping an embedded worker
+    sets Celery's process-wide `should_terminate`, which would stop the session's worker too."""
     from app import create_app
-    from workers.bootstrap import make_celery
 
     flask_app = create_app(config.replace(broker_url=rabbitmq_url))
-    rabbit_celery = make_celery(flask_app)
-    assert rabbit_celery.conf.broker_url.startswith("amqp://")
+    worker = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"),
+            *("--pool", "threads", "--concurrency", "2", "--loglevel", "WARNING"),
+            *("--queues", "default,settlement,chain", "--without-mingle", "--without-gossip"),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, CELERY_BROKER_URL=rabbitmq_url, PYTHONPATH=str(ROOT)),
+    )
     try:
-        with start_worker(
-            rabbit_celery,
-            pool="threads",
-            concurrency=2,
-            perform_ping_check=False,
-            queues=["default", "settlement", "chain"],
-            loglevel="WARNING",
-        ):
-            yield flask_app
+        yield flask_app
     finally:
-        celery_app.set_default()  # the session's (Redis) Celery app again
+        worker.terminate()  # warm shutdown
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
         flask_app.extensions["wallet"].db.dispose()
 
 
