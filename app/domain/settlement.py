@@ -233,25 +233,46 @@ def _hold_reason(
     return screen.check(tx.kind, debit.id, credit.id, tx.amount)
 
 
-def release_held(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
+def release_held(
+    wallets: dict[uuid.UUID, WalletState], tx: PendingTx, *, notify_outcomes: bool = True
+) -> BatchResult:
     """An admin releases a HELD transaction: it leaves `held` and settles now, exactly as the
     batch would have settled it. The balance rule normally passes — the money stayed reserved
     and out of later debits' reach — so a FAILED outcome here means "cannot release" (say, a
     wallet deactivated meanwhile); the caller keeps the hold instead of writing it."""
     wallets[tx.debit_wallet_id].held -= tx.amount
-    result = BatchResult()
+    result = BatchResult(notify_outcomes=notify_outcomes)
     _settle_one(wallets, tx, result)
     return result
 
 
-def reject_held(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
+def reject_held(
+    wallets: dict[uuid.UUID, WalletState], tx: PendingTx, *, notify_outcomes: bool = True
+) -> BatchResult:
     """An admin rejects a HELD transaction: FAILED `rejected`, its reservation freed."""
+    wallets[tx.debit_wallet_id].held -= tx.amount
+    return fail_unsettled(wallets, tx, FailureReason.REJECTED, notify_outcomes=notify_outcomes)
+
+
+def fail_unsettled(
+    wallets: dict[uuid.UUID, WalletState],
+    tx: PendingTx,
+    reason: FailureReason,
+    *,
+    notify_outcomes: bool = True,
+) -> BatchResult:
+    """A debit that will never settle fails `reason` and its reservation is freed: a rejected
+    hold, a deposit never paid (`expired`), a transaction that keeps breaking settlement
+    (`settlement_error`). Nothing is posted. A wallet whose order matters moves its `settled_seq`
+    past it, so its later debits are not kept waiting."""
     debit, credit = wallets[tx.debit_wallet_id], wallets[tx.credit_wallet_id]
-    debit.held -= tx.amount
+    if not debit.may_go_negative:
+        debit.settled_seq = max(debit.settled_seq, tx.seq)
     debit.release(tx.amount)
-    result = BatchResult(touched={debit.id})
-    result.outcomes.append(Outcome(tx.id, Status.FAILED, FailureReason.REJECTED, tx=tx))
-    _notify(result, tx, Status.FAILED, debit, credit, FailureReason.REJECTED.value)
+    result = BatchResult(touched={debit.id}, notify_outcomes=notify_outcomes)
+    result.outcomes.append(Outcome(tx.id, Status.FAILED, reason, tx=tx))
+    if notify_outcomes:
+        _notify(result, tx, Status.FAILED, debit, credit, reason.value)
     return result
 
 

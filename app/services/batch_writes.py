@@ -18,6 +18,7 @@ parallel instead of one after the other."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,7 @@ from app import logs
 from app.db import json_rows
 from app.domain.notifications import OUTCOME_KINDS
 from app.domain.settlement import BatchResult, WalletState
+from app.domain.transactions import Stage, Status
 
 
 class ConcurrentChangeError(RuntimeError):
@@ -71,7 +73,8 @@ _SETTLE_STATUSES = text(
                updated_at = now(),
                completed_at = CASE WHEN v.status = 'completed' THEN now() END
           FROM v
-         WHERE t.id = v.id AND t.status = 'pending' AND t.stage IS NULL
+         WHERE t.id = v.id AND t.status = CAST(:from_status AS text)
+           AND t.stage IS NOT DISTINCT FROM CAST(:from_stage AS text)
         RETURNING t.id
     ), audited AS (
         INSERT INTO audit_log (action, target, details, request_id)
@@ -81,6 +84,18 @@ _SETTLE_STATUSES = text(
          ORDER BY v.n
     )
     SELECT count(*) FROM settled
+    """
+)
+# Read, not locked: the batch decides on these and `write` locks the wallets only for its last
+# statement (see the module docstring). The submit side's `reserved_total` is never locked either:
+# a submission committing meanwhile changes no reservation settlement releases.
+_READ_WALLETS = text(
+    """
+    SELECT w.id, w.kind, w.balance, c.reserved_total - w.released_total AS reserved,
+           w.settled_seq, w.is_active, w.user_id, w.held, w.released_total
+      FROM wallets w
+      JOIN wallet_counters c ON c.wallet_id = w.id
+     WHERE w.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 _LOCK_WALLETS = text(
@@ -156,6 +171,16 @@ _POST = text(
 )
 
 
+def read_wallets(
+    conn: Connection, ids: Iterable[uuid.UUID]
+) -> tuple[dict[uuid.UUID, WalletState], dict[uuid.UUID, ReadState]]:
+    """The wallets `ids` as the domain decides on them (unlocked), and a copy of what was read
+    for `write` to compare with once it holds the locks."""
+    rows = conn.execute(_READ_WALLETS, {"ids": sorted(set(ids))})
+    wallets = {w.id: WalletState(*w) for w in rows}
+    return wallets, {w.id: ReadState.of(w) for w in wallets.values()}
+
+
 def write(
     conn: Connection,
     wallets: dict[uuid.UUID, WalletState],
@@ -164,12 +189,16 @@ def write(
     *,
     webhooks: bool,
     alert_threshold: Decimal,
+    from_state: tuple[Status, Stage | None] = (Status.PENDING, None),
 ) -> list[tuple[int, uuid.UUID]]:
     """Write a batch the domain decided on `read` (the wallets as read, unlocked) and left in
-    `wallets`. Returns (notification id, user) to push after commit: the newest per user told,
-    or every one when webhooks are on. Raises `ConcurrentChangeError` (the caller rolls back).
-    `alert_threshold` is the platform's default low-balance threshold (wallets reaching theirs
-    are armed for an alert)."""
+    `wallets`: every change a settlement, a fraud-review decision, a failed deposit or a poison
+    transaction makes to balances, reservations released, ledger entries and outcome
+    notifications goes through here. The outcomes' transactions must still be in `from_state`
+    (status, stage): PENDING and unstaged for a settlement batch. Returns (notification id,
+    user) to push after commit: the newest per user told, or every one when webhooks are on.
+    Raises `ConcurrentChangeError` (the caller rolls back). `alert_threshold` is the platform's
+    default low-balance threshold (wallets reaching theirs are armed for an alert)."""
     request_id = logs.request_id.get()
     statuses = []
     for n, o in enumerate(result.outcomes):
@@ -184,9 +213,18 @@ def write(
                 "n": n,
             }
         )
-    settled = conn.scalar(_SETTLE_STATUSES, {"rows": json_rows(statuses), "request_id": request_id})
+    from_status, from_stage = from_state
+    settled = conn.scalar(
+        _SETTLE_STATUSES,
+        {
+            "rows": json_rows(statuses),
+            "request_id": request_id,
+            "from_status": from_status.value,
+            "from_stage": from_stage.value if from_stage else None,
+        },
+    )
     if settled != len(result.outcomes):
-        raise ConcurrentChangeError(f"{settled} of {len(result.outcomes)} still pending")
+        raise ConcurrentChangeError(f"{settled} of {len(result.outcomes)} still {from_status}")
 
     locked = _lock(conn, wallets, read, result)
     # What other jobs added between the read and the lock (zero unless a wallet was credited,

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from solders.keypair import Keypair
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,15 +35,26 @@ from app.chain.solana_pay import PaymentCheck, payment_url, validate_payment
 from app.db import after_commit
 from app.domain.errors import TooManyOpenDepositsError
 from app.domain.money import to_wire
+from app.domain.settlement import PendingTx, fail_unsettled
 from app.domain.transactions import FailureReason, Kind, Stage, Status
-from app.models import Transaction, Wallet, WalletCounters
-from app.services import audit, chain_accounts, history, notifications
+from app.models import Transaction, WalletCounters
+from app.services import audit, batch_writes, chain_accounts, history, notifications
 from app.services.recording import Line, Submission, record, shard_of
 from app.services.staging import advance_staged
 from app.services.transfers import Caller, check_limit
 from app.services.wallets import SystemWallets
 
 log = logging.getLogger(__name__)
+
+# A deposit request still waiting for its payment, locked against a payment credited meanwhile.
+_AWAITING_PAYMENT = text(
+    """
+    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind
+      FROM transactions
+     WHERE id = :id AND status = 'pending' AND stage = 'awaiting_payment'
+       FOR NO KEY UPDATE
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -173,7 +184,7 @@ def check(
             return _credit(wiring, system, tx_id, signature, found.amount, amount)
         _note_rejections(wiring, tx_id, rejected)
         if expires_at is not None and datetime.now(UTC) > expires_at:
-            return _expire(wiring, system, tx_id, amount)
+            return _expire(wiring, tx_id)
         return Check.WAITING
     if state == (Status.FAILED.value, None, FailureReason.EXPIRED.value):
         signature, found, _ = _find_payment(wiring, chain, reference, str(tx_id), amount)
@@ -266,35 +277,33 @@ def _credit_late(
     return Check.LATE_CREDITED
 
 
-def _expire(wiring: Wiring, system: SystemWallets, tx_id: uuid.UUID, amount: Decimal) -> Check:
-    with wiring.db.transaction() as session:
-        expired = advance_staged(
-            session,
-            tx_id,
-            Stage.AWAITING_PAYMENT,
-            status=Status.FAILED.value,
-            stage=None,
-            failure_reason=FailureReason.EXPIRED.value,
-        )
-        if expired is None:
-            return Check.NOOP
-        audit.record(session, "deposit.expired", actor_id=None, target=tx_id)
-        session.execute(
-            update(Wallet)
-            .where(Wallet.id == system.wallet_id("chain"))
-            .values(released_total=Wallet.released_total + amount)
-        )
-        told = notifications.write_outcome(
-            wiring,
-            session,
-            kind=Kind.DEPOSIT.value,
-            status=Status.FAILED.value,
-            transaction_id=tx_id,
-            amount=amount,
-            debit_wallet=None,
-            credit_wallet=expired.credit_wallet_id,
-            reason=FailureReason.EXPIRED.value,
-        )
+def _expire(wiring: Wiring, tx_id: uuid.UUID) -> Check:
+    """A deposit request never paid fails `expired`; the chain wallet's reservation for it is
+    released through the settlement batches' writer, which also tells the user."""
+    try:
+        with wiring.db.transaction() as session:
+            conn = session.connection()
+            row = conn.execute(_AWAITING_PAYMENT, {"id": tx_id}).first()
+            if row is None:
+                return Check.NOOP
+            tx = PendingTx(*row)
+            wallets, read = batch_writes.read_wallets(
+                conn, [tx.debit_wallet_id, tx.credit_wallet_id]
+            )
+            result = fail_unsettled(wallets, tx, FailureReason.EXPIRED, notify_outcomes=False)
+            told = batch_writes.write(
+                conn,
+                wallets,
+                read,
+                result,
+                webhooks=bool(wiring.config.webhook_url),
+                alert_threshold=wiring.config.default_low_balance_threshold,
+                from_state=(Status.PENDING, Stage.AWAITING_PAYMENT),
+            )
+            audit.record(session, "deposit.expired", actor_id=None, target=tx_id)
+    except batch_writes.ConcurrentChangeError as exc:  # rolled back; the next poll looks again
+        log.warning("deposit %s not expired now: %s", tx_id, exc)
+        return Check.NOOP
     notifications.dispatch(wiring, told)
     return Check.EXPIRED
 

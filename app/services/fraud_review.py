@@ -4,12 +4,12 @@ Four eyes: an admin who sent or receives a held transaction may not decide about
 `own_transaction`, audited as `admin.decision_refused`).
 
 A decision runs in its own database transaction: the held row is locked first (two admins
-deciding at once are serialized; the second finds it no longer held), then both wallets in id
-order `FOR NO KEY UPDATE` like the settlement batches (which never touch a held row, so the two
-cannot deadlock). The domain decides (`release_held` settles it exactly as a batch would;
-`reject_held` frees the reservation); the writes, the audit entry and the notifications commit
-together. Notifications are pushed and a released withdrawal is handed to the chain worker only
-after that commit.
+deciding at once are serialized; the second finds it no longer held). The domain decides on the
+wallets as read (`release_held` settles it exactly as a batch would; `reject_held` frees the
+reservation) and the settlement batches' writer (`batch_writes.write`) writes the decision: it
+locks both wallets in id order like the batches, applies the decision on top of what other jobs
+committed meanwhile, and tells the users. The audit entry commits with it. Notifications are
+pushed and a released withdrawal is handed to the chain worker only after that commit.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from app.bootstrap import Wiring
 from app.db import after_commit
@@ -33,9 +32,9 @@ from app.domain.settlement import (
     release_held,
 )
 from app.domain.transactions import Status
-from app.models import LedgerEntry, Transaction, Wallet
+from app.models import Transaction
 from app.queue import PROCESS_WITHDRAWAL
-from app.services import audit, low_balance, notifications
+from app.services import audit, batch_writes, notifications
 from app.services.history import ADMIN_ITEM, Credit, Debit
 
 
@@ -65,11 +64,11 @@ def release(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, 
 
 def reject(wiring: Wiring, tx_id: uuid.UUID, admin_id: uuid.UUID) -> dict[str, Any]:
     """FAILED `rejected`; the reservation is freed and the sender told."""
-    return _decide(wiring, tx_id, admin_id, reject_held, "reject")
+    return _decide(wiring, tx_id, admin_id, _reject, "reject")
 
 
 def _release(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
-    result = release_held(wallets, tx)
+    result = release_held(wallets, tx, notify_outcomes=False)  # the writer tells the users
     for outcome in result.outcomes:
         if outcome.status is Status.FAILED and outcome.reason is not None:
             raise TransactionNotReleasableError(
@@ -78,6 +77,11 @@ def _release(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResul
     return result
 
 
+def _reject(wallets: dict[uuid.UUID, WalletState], tx: PendingTx) -> BatchResult:
+    return reject_held(wallets, tx, notify_outcomes=False)
+
+
+_ATTEMPTS = 3
 _AUDITED = {"release": "admin.transaction_released", "reject": "admin.transaction_rejected"}
 
 
@@ -89,7 +93,14 @@ def _decide(
     decision: str,
 ) -> dict[str, Any]:
     try:
-        return _decided(wiring, tx_id, admin_id, decide, _AUDITED[decision])
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                return _decided(wiring, tx_id, admin_id, decide, _AUDITED[decision])
+            except batch_writes.ConcurrentChangeError:
+                # a wallet (de)activated between the read and the lock: decide again
+                if attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
     except OwnTransactionError:
         audit.record_alone(
             wiring.db,
@@ -146,10 +157,18 @@ def _decided(
             row.created_at,
             row.kind,
         )
-        wallets = _lock_wallets(session, [tx.debit_wallet_id, tx.credit_wallet_id])
+        conn = session.connection()
+        wallets, read = batch_writes.read_wallets(conn, [tx.debit_wallet_id, tx.credit_wallet_id])
         result = decide(wallets, tx)
-        _write(session, wallets, result)
-        low_balance.arm(session, wiring.config, sorted(result.touched))
+        told = batch_writes.write(
+            conn,
+            wallets,
+            read,
+            result,
+            webhooks=bool(wiring.config.webhook_url),
+            alert_threshold=wiring.config.default_low_balance_threshold,
+            from_state=(Status.HELD, None),
+        )
         [outcome] = result.outcomes
         audit.record(
             session,
@@ -161,9 +180,6 @@ def _decided(
             hold_reason=row.failure_reason,
             status=outcome.stage or outcome.status.value,
         )
-        told = notifications.write(
-            session, result.notifications, webhooks=bool(wiring.config.webhook_url)
-        )
         item = dict(session.execute(ADMIN_ITEM.where(Transaction.id == tx.id)).one()._mapping)
         for withdrawal_id in result.sent_on_chain:
             after_commit(
@@ -171,60 +187,3 @@ def _decided(
             )
     notifications.dispatch(wiring, told)
     return item
-
-
-def _lock_wallets(session: Session, ids: list[uuid.UUID]) -> dict[uuid.UUID, WalletState]:
-    rows = session.execute(
-        select(
-            Wallet.id,
-            Wallet.kind,
-            Wallet.balance,
-            Wallet.reserved,
-            Wallet.settled_seq,
-            Wallet.is_active,
-            Wallet.user_id,
-            Wallet.held,
-            Wallet.released_total,
-        )
-        .where(Wallet.id.in_(ids))
-        .order_by(Wallet.id)
-        .with_for_update(key_share=True)
-    ).all()
-    return {r.id: WalletState(*r) for r in rows}
-
-
-def _write(session: Session, wallets: dict[uuid.UUID, WalletState], result: BatchResult) -> None:
-    [outcome] = result.outcomes
-    session.execute(
-        update(Transaction)
-        .where(Transaction.id == outcome.transaction_id, Transaction.status == Status.HELD.value)
-        .values(
-            status=outcome.status.value,
-            stage=outcome.stage,
-            failure_reason=outcome.reason.value if outcome.reason else None,
-            updated_at=func.now(),
-            completed_at=func.now() if outcome.status is Status.COMPLETED else None,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if result.postings:
-        session.execute(
-            insert(LedgerEntry),
-            [
-                {
-                    "transaction_id": p.transaction_id,
-                    "wallet_id": p.wallet_id,
-                    "amount": p.amount,
-                    "balance_after": p.balance_after,
-                }
-                for p in result.postings
-            ],
-        )
-    for wallet_id in sorted(result.touched):
-        w = wallets[wallet_id]
-        session.execute(
-            update(Wallet)
-            .where(Wallet.id == w.id)
-            .values(balance=w.balance, released_total=w.released, held=w.held)
-            .execution_options(synchronize_session=False)
-        )

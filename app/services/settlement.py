@@ -52,9 +52,8 @@ from app import metrics
 from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.accounts import Role
-from app.domain.notifications import for_outcome
-from app.domain.settlement import BatchResult, PendingTx, WalletState, settle_batch
-from app.domain.transactions import FailureReason, Status
+from app.domain.settlement import BatchResult, PendingTx, fail_unsettled, settle_batch
+from app.domain.transactions import FailureReason
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import batch_writes, notifications, screening
 
@@ -86,18 +85,6 @@ _WALLET_CANDIDATES = text(
      WHERE status = 'pending' AND stage IS NULL AND debit_wallet_id = :wallet_id
      ORDER BY seq
      LIMIT :limit
-    """
-)
-# Read, not locked: the batch decides on these and `batch_writes.write` locks the wallets only for
-# its last statement (see the module docstring). The submit side's `reserved_total` is never
-# locked either: a submission committing meanwhile changes no reservation settlement releases.
-_READ_WALLETS = text(
-    """
-    SELECT w.id, w.kind, w.balance, c.reserved_total - w.released_total AS reserved,
-           w.settled_seq, w.is_active, w.user_id, w.held, w.released_total
-      FROM wallets w
-      JOIN wallet_counters c ON c.wallet_id = w.id
-     WHERE w.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 _ADMINS = text("SELECT id FROM users WHERE role = :role ORDER BY id")
@@ -263,9 +250,9 @@ def _settle_rows(
     ]
     if not candidates:
         return BatchResult(), []
-    ids = sorted({t.debit_wallet_id for t in candidates} | {t.credit_wallet_id for t in candidates})
-    wallets = {w.id: WalletState(*w) for w in conn.execute(_READ_WALLETS, {"ids": ids})}
-    read = {w.id: batch_writes.ReadState.of(w) for w in wallets.values()}
+    wallets, read = batch_writes.read_wallets(
+        conn, [w for t in candidates for w in (t.debit_wallet_id, t.credit_wallet_id)]
+    )
     result = settle_batch(
         wallets,
         candidates,
@@ -315,15 +302,13 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
         try:
             with conn.begin():
                 if bumped.attempts > config.settlement_max_attempts:
-                    told = _fail_poison(conn, bumped.id, config)
-                    committed.settled += 1 if told is not None else 0
-                    committed.notifications += told or []
-                    continue
-                rows = conn.execute(
-                    _WALLET_CANDIDATES,
-                    {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
-                ).all()
-                result, written = _settle_rows(conn, rows, config)
+                    result, written = _fail_poison(conn, bumped.id, config)
+                else:
+                    rows = conn.execute(
+                        _WALLET_CANDIDATES,
+                        {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
+                    ).all()
+                    result, written = _settle_rows(conn, rows, config)
             committed.add(result, written)
         except (DBAPIError, batch_writes.ConcurrentChangeError) as exc:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -335,39 +320,31 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
 
 def _fail_poison(
     conn: Connection, tx_id: uuid.UUID, config: Config
-) -> list[tuple[int, uuid.UUID]] | None:
-    """Fail a transaction that keeps breaking settlement, releasing its reservation; returns the
-    notifications written (None when it was no longer pending)."""
+) -> tuple[BatchResult, list[tuple[int, uuid.UUID]]]:
+    """Fail a transaction that keeps breaking settlement (`settlement_error`), releasing its
+    reservation, through the one batch writer."""
     row = conn.execute(
         text(
-            "UPDATE transactions SET status = 'failed', failure_reason = :reason,"
-            " updated_at = now() WHERE id = :id AND status = 'pending'"
-            " RETURNING kind, debit_wallet_id, credit_wallet_id, amount, seq"
+            "SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind"
+            " FROM transactions WHERE id = :id AND status = 'pending' AND stage IS NULL"
         ),
-        {"id": tx_id, "reason": FailureReason.SETTLEMENT_ERROR.value},
+        {"id": tx_id},
     ).first()
     if row is None:
-        return None
-    debit = conn.execute(
-        text(
-            "UPDATE wallets SET released_total = released_total + :amount,"
-            " settled_seq = GREATEST(settled_seq, :seq) WHERE id = :id"
-            " RETURNING CASE WHEN kind = 'user' THEN user_id END AS user_id, balance"
-        ),
-        {"amount": row.amount, "seq": row.seq, "id": row.debit_wallet_id},
-    ).one()
-    log.error("transaction %s failed after repeated settlement errors", tx_id)
-    told = for_outcome(
-        kind=row.kind,
-        status=Status.FAILED.value,
-        transaction_id=tx_id,
-        amount=row.amount,
-        debit_user=debit.user_id,
-        credit_user=None,
-        reason=FailureReason.SETTLEMENT_ERROR.value,
-        debit_balance=debit.balance,
+        return BatchResult(), []
+    tx = PendingTx(*row)
+    wallets, read = batch_writes.read_wallets(conn, [tx.debit_wallet_id, tx.credit_wallet_id])
+    result = fail_unsettled(wallets, tx, FailureReason.SETTLEMENT_ERROR, notify_outcomes=False)
+    written = batch_writes.write(
+        conn,
+        wallets,
+        read,
+        result,
+        webhooks=bool(config.webhook_url),
+        alert_threshold=config.default_low_balance_threshold,
     )
-    return notifications.write(conn, told, webhooks=bool(config.webhook_url))
+    log.error("transaction %s failed after repeated settlement errors", tx_id)
+    return result, written
 
 
 def sweep(wiring: Wiring) -> list[int]:

@@ -6,6 +6,7 @@ from app.domain.fraud import FraudThresholds, Screening
 from app.domain.settlement import (
     PendingTx,
     WalletState,
+    fail_unsettled,
     reject_held,
     release_held,
     settle_batch,
@@ -166,3 +167,26 @@ def test_rejecting_a_hold_fails_it_and_frees_the_reservation() -> None:
     )
     assert (a.balance, a.held, a.reserved, result.postings) == (12000, 0, 0, [])
     assert [n.kind for n in result.notifications] == ["transfer_failed"]
+
+
+def test_an_unsettled_debit_that_fails_frees_its_reservation_and_unblocks_later_debits() -> None:
+    a, b = _wallet("5"), _wallet("0")
+    poison, later = _tx(a, b, "2", 1), _tx(a, b, "3", 2)
+    result = fail_unsettled({a.id: a, b.id: b}, poison, FailureReason.SETTLEMENT_ERROR)
+    assert (result.outcomes[0].status, result.outcomes[0].reason) == (
+        Status.FAILED,
+        FailureReason.SETTLEMENT_ERROR,
+    )
+    assert (a.balance, a.reserved, a.released, a.settled_seq, result.postings) == (5, 3, 2, 1, [])
+    assert [n.kind for n in result.notifications] == ["transfer_failed"]
+    assert settle_batch({a.id: a, b.id: b}, [later]).completed == 1
+
+
+def test_an_expired_deposit_frees_the_external_accounts_reservation_without_ordering_it() -> None:
+    chain, user = _wallet("0", kind="external", settled_seq=7), _wallet("0")
+    deposit = _tx(chain, user, "4", 3, kind="deposit")
+    result = fail_unsettled({chain.id: chain, user.id: user}, deposit, FailureReason.EXPIRED)
+    assert (chain.reserved, chain.released, chain.settled_seq) == (0, 4, 7)
+    assert [(n.user_id, n.kind) for n in result.notifications] == [
+        (user.user_id, "deposit_expired")
+    ]
