@@ -18,7 +18,7 @@ parallel instead of one after the other."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,9 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from app import logs
+from app.config import Config
 from app.db import json_rows
 from app.domain.notifications import OUTCOME_KINDS
-from app.domain.settlement import BatchResult, WalletState
+from app.domain.settlement import BatchResult, PendingTx, WalletState
 from app.domain.transactions import Stage, Status
 
 
@@ -186,9 +187,8 @@ def write(
     wallets: dict[uuid.UUID, WalletState],
     read: dict[uuid.UUID, ReadState],
     result: BatchResult,
+    config: Config,
     *,
-    webhooks: bool,
-    alert_threshold: Decimal,
     from_state: tuple[Status, Stage | None] = (Status.PENDING, None),
 ) -> list[tuple[int, uuid.UUID]]:
     """Write a batch the domain decided on `read` (the wallets as read, unlocked) and left in
@@ -197,8 +197,9 @@ def write(
     notifications goes through here. The outcomes' transactions must still be in `from_state`
     (status, stage): PENDING and unstaged for a settlement batch. Returns (notification id,
     user) to push after commit: the newest per user told, or every one when webhooks are on.
-    Raises `ConcurrentChangeError` (the caller rolls back). `alert_threshold` is the platform's
-    default low-balance threshold (wallets reaching theirs are armed for an alert)."""
+    Raises `ConcurrentChangeError` (the caller rolls back). Wallets reaching their low-balance
+    threshold are armed for an alert; with `config.webhook_url` every notification is also
+    queued for a webhook."""
     request_id = logs.request_id.get()
     statuses = []
     for n, o in enumerate(result.outcomes):
@@ -283,12 +284,27 @@ def write(
             "rows": json_rows(rows),
             "wallets": json_rows(touched),
             "request_id": request_id,
-            "webhook": "pending" if webhooks else None,
-            "alert_threshold": alert_threshold,
+            "webhook": "pending" if config.webhook_url else None,
+            "alert_threshold": config.default_low_balance_threshold,
             "outcome_kinds": _OUTCOME_KINDS,
         },
     ).one()
     return list(zip(told.ids or [], told.users or [], strict=True))
+
+
+def write_decision(
+    conn: Connection,
+    config: Config,
+    tx: PendingTx,
+    decide: Callable[[dict[uuid.UUID, WalletState], PendingTx], BatchResult],
+    *,
+    from_state: tuple[Status, Stage | None],
+) -> tuple[BatchResult, list[tuple[int, uuid.UUID]]]:
+    """One transaction decided outside a batch (a fraud-review decision, a poison or expired
+    debit failed): read its wallets, let the domain `decide`, write it like a batch."""
+    wallets, read = read_wallets(conn, [tx.debit_wallet_id, tx.credit_wallet_id])
+    result = decide(wallets, tx)
+    return result, write(conn, wallets, read, result, config, from_state=from_state)
 
 
 def _lock(

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from solders.keypair import Keypair
@@ -286,18 +287,11 @@ def _expire(wiring: Wiring, tx_id: uuid.UUID) -> Check:
             row = conn.execute(_AWAITING_PAYMENT, {"id": tx_id}).first()
             if row is None:
                 return Check.NOOP
-            tx = PendingTx(*row)
-            wallets, read = batch_writes.read_wallets(
-                conn, [tx.debit_wallet_id, tx.credit_wallet_id]
-            )
-            result = fail_unsettled(wallets, tx, FailureReason.EXPIRED, notify_outcomes=False)
-            told = batch_writes.write(
+            _, told = batch_writes.write_decision(
                 conn,
-                wallets,
-                read,
-                result,
-                webhooks=bool(wiring.config.webhook_url),
-                alert_threshold=wiring.config.default_low_balance_threshold,
+                wiring.config,
+                PendingTx(*row),
+                partial(fail_unsettled, reason=FailureReason.EXPIRED, notify_outcomes=False),
                 from_state=(Status.PENDING, Stage.AWAITING_PAYMENT),
             )
             audit.record(session, "deposit.expired", actor_id=None, target=tx_id)

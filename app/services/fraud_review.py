@@ -157,17 +157,8 @@ def _decided(
             row.created_at,
             row.kind,
         )
-        conn = session.connection()
-        wallets, read = batch_writes.read_wallets(conn, [tx.debit_wallet_id, tx.credit_wallet_id])
-        result = decide(wallets, tx)
-        told = batch_writes.write(
-            conn,
-            wallets,
-            read,
-            result,
-            webhooks=bool(wiring.config.webhook_url),
-            alert_threshold=wiring.config.default_low_balance_threshold,
-            from_state=(Status.HELD, None),
+        result, told = batch_writes.write_decision(
+            session.connection(), wiring.config, tx, decide, from_state=(Status.HELD, None)
         )
         [outcome] = result.outcomes
         audit.record(

@@ -43,6 +43,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Row, text
@@ -53,7 +54,7 @@ from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.accounts import Role
 from app.domain.settlement import BatchResult, PendingTx, fail_unsettled, settle_batch
-from app.domain.transactions import FailureReason
+from app.domain.transactions import FailureReason, Status
 from app.queue import PROCESS_WITHDRAWAL
 from app.services import batch_writes, notifications, screening
 
@@ -265,16 +266,10 @@ def _settle_rows(
         result.tell_admins(list(conn.execute(_ADMINS, {"role": Role.ADMIN.value}).scalars()))
         for hold in result.holds:
             log.info("transaction %s held for review: %s", hold.tx.id, hold.reason.value)
-    webhooks = bool(config.webhook_url)
-    written = batch_writes.write(
-        conn,
-        wallets,
-        read,
-        result,
-        webhooks=webhooks,
-        alert_threshold=config.default_low_balance_threshold,
+    written = batch_writes.write(conn, wallets, read, result, config)
+    written += notifications.write(  # admins
+        conn, result.notifications, webhooks=bool(config.webhook_url)
     )
-    written += notifications.write(conn, result.notifications, webhooks=webhooks)  # admins
     return result, written
 
 
@@ -332,16 +327,12 @@ def _fail_poison(
     ).first()
     if row is None:
         return BatchResult(), []
-    tx = PendingTx(*row)
-    wallets, read = batch_writes.read_wallets(conn, [tx.debit_wallet_id, tx.credit_wallet_id])
-    result = fail_unsettled(wallets, tx, FailureReason.SETTLEMENT_ERROR, notify_outcomes=False)
-    written = batch_writes.write(
+    result, written = batch_writes.write_decision(
         conn,
-        wallets,
-        read,
-        result,
-        webhooks=bool(config.webhook_url),
-        alert_threshold=config.default_low_balance_threshold,
+        config,
+        PendingTx(*row),
+        partial(fail_unsettled, reason=FailureReason.SETTLEMENT_ERROR, notify_outcomes=False),
+        from_state=(Status.PENDING, None),
     )
     log.error("transaction %s failed after repeated settlement errors", tx_id)
     return result, written
