@@ -213,15 +213,17 @@ class EmbeddedRabbitMQ:
         (directory / "enabled_plugins").write_text("[].\n")
         if os.geteuid() == 0:  # the wrapper drops to the `rabbitmq` user, which must own the data
             subprocess.run(["chown", "-R", "rabbitmq", str(directory)], check=True)
+        self._nodename = f"wallet-test-{self.port}@localhost"
+        self._pid_file = directory / "rabbitmq.pid"
         env = dict(
             os.environ,
-            RABBITMQ_NODENAME=f"wallet-test-{self.port}@localhost",
+            RABBITMQ_NODENAME=self._nodename,
             RABBITMQ_CONFIG_FILE=str(directory / "rabbitmq.conf"),
             RABBITMQ_DIST_PORT=str(free_port()),
             RABBITMQ_MNESIA_BASE=str(directory / "mnesia"),
             RABBITMQ_LOG_BASE=str(directory / "log"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(directory / "enabled_plugins"),
-            RABBITMQ_PID_FILE=str(directory / "rabbitmq.pid"),
+            RABBITMQ_PID_FILE=str(self._pid_file),
         )
         self._process = subprocess.Popen(
             [RABBITMQ_SERVER],
@@ -258,10 +260,44 @@ class EmbeddedRabbitMQ:
             return False
 
     def stop(self) -> None:
+        """Stop the node's VM itself: as root the wrapper starts it through `su`, which gives it
+        a session of its own, so ending the wrapper's process group alone would leave it running."""
+        node = self._node_pid()
         if self._process.poll() is None:
             os.killpg(self._process.pid, 15)
-            try:
-                self._process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self._process.pid, 9)
-                self._process.wait(10)
+        if node is not None:
+            _terminate(node)
+        try:
+            self._process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self._process.pid, 9)
+            self._process.wait(10)
+
+    def _node_pid(self) -> int | None:
+        try:
+            return int(self._pid_file.read_text().strip())
+        except (OSError, ValueError):  # not written yet: find the VM by its environment
+            marker = f"RABBITMQ_NODENAME={self._nodename}".encode()
+            for environ in Path("/proc").glob("[0-9]*/environ"):
+                try:
+                    if (
+                        marker in environ.read_bytes().split(b"\0")
+                        and "beam" in (environ.parent / "comm").read_text()
+                    ):
+                        return int(environ.parent.name)
+                except OSError:
+                    continue
+            return None
+
+
+def _terminate(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM (a clean shutdown), then SIGKILL after `timeout`."""
+    try:
+        os.kill(pid, 15)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.2)
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        pass

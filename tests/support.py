@@ -14,7 +14,7 @@ from solders.keypair import Keypair
 from sqlalchemy import func, select, text
 
 from app.models import LedgerEntry, Transaction, Wallet
-from app.services import movement, transfers
+from app.services import movement, reservations, transfers
 from app.services.recording import shard_of
 
 JWT_SECRET = "test-secret-" + secrets.token_hex(16)
@@ -137,14 +137,11 @@ def record_unchecked(
     shards = wiring.config.settlement_shards
     ids = [uuid.uuid4() for _ in amounts]
     with wiring.db.transaction() as session:
-        last = session.scalar(
-            text(
-                "UPDATE wallet_counters SET next_seq = next_seq + :n,"
-                " reserved_total = reserved_total + :total WHERE wallet_id = :id RETURNING next_seq"
-            ),
-            {"n": len(amounts), "total": sum(amounts), "id": debit},
+        counters = reservations.change(
+            session.connection(),
+            [reservations.Change(debit, reserved=sum(amounts, Decimal(0)), sequenced=len(amounts))],
         )
-        first = int(last) - len(amounts) + 1
+        first = counters[debit].next_seq - len(amounts) + 1
         for i, (tx_id, amount) in enumerate(zip(ids, amounts, strict=True)):
             session.execute(
                 text(

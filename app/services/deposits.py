@@ -38,8 +38,15 @@ from app.domain.errors import TooManyOpenDepositsError
 from app.domain.money import to_wire
 from app.domain.settlement import PendingTx, fail_unsettled
 from app.domain.transactions import FailureReason, Kind, Stage, Status
-from app.models import Transaction, WalletCounters
-from app.services import audit, batch_writes, chain_accounts, history, notifications
+from app.models import Transaction
+from app.services import (
+    audit,
+    batch_writes,
+    chain_accounts,
+    history,
+    notifications,
+    reservations,
+)
 from app.services.recording import Line, Submission, record, shard_of
 from app.services.staging import advance_staged
 from app.services.transfers import Caller, check_limit
@@ -217,10 +224,9 @@ def _credit(
                 ),
             )
             if credited:  # an overpayment is credited whole: keep the reservation exact
-                session.execute(
-                    update(WalletCounters)
-                    .where(WalletCounters.wallet_id == chain_wallet)
-                    .values(reserved_total=WalletCounters.reserved_total + (paid - requested))
+                reservations.change(
+                    session.connection(),
+                    [reservations.Change(chain_wallet, reserved=paid - requested)],
                 )
                 audit.record(
                     session,

@@ -39,21 +39,12 @@ from app.domain.errors import (
 from app.domain.escrow import ACTIVE
 from app.domain.money import to_wire
 from app.domain.notifications import HOLD_PLACED, NewNotification
-from app.services import audit, idempotency, notifications
+from app.services import audit, idempotency, notifications, reservations
 from app.services.idempotency import Reply
 from app.services.transfers import Idempotency, check_limit
 from app.services.wallets import Provisioner
 
 USER_WALLET = text("SELECT id FROM wallets WHERE user_id = :user_id AND kind = 'user'")
-_RESERVE = text(
-    """
-    UPDATE wallet_counters
-       SET reserved_total = reserved_total + :amount, on_hold = on_hold + :amount,
-           last_used = now()
-     WHERE wallet_id = :wallet_id
-    RETURNING reserved_total
-    """
-)
 _WALLET = text("SELECT balance, released_total, is_active FROM wallets WHERE id = :wallet_id")
 _INSERT = text(
     """
@@ -115,7 +106,12 @@ def place(
         wallet_id = session.scalar(USER_WALLET, {"user_id": request.user_id})
         if wallet_id is None:  # a reserved id: never provisioned, never named
             raise RecipientNotFoundError(f"no user {request.user_id}")
-        reserved = session.scalar(_RESERVE, {"amount": request.amount, "wallet_id": wallet_id})
+        amount = request.amount
+        counters = reservations.change(
+            session.connection(),
+            [reservations.Change(wallet_id, reserved=amount, on_hold=amount, used=True)],
+        )
+        reserved = counters[wallet_id].reserved_total
         wallet = session.execute(_WALLET, {"wallet_id": wallet_id}).one()
         if not wallet.is_active:
             raise WalletInactiveError()

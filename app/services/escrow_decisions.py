@@ -23,7 +23,7 @@ from app.domain.escrow import ACTIVE, CAPTURED, RELEASED, capture_of, check_deci
 from app.domain.money import to_wire
 from app.domain.notifications import HOLD_CAPTURED, HOLD_RELEASED, NewNotification
 from app.domain.transactions import Kind, Status
-from app.services import audit, notifications
+from app.services import audit, notifications, reservations
 from app.services.escrow import USER_WALLET
 from app.services.idempotency import Reply
 from app.services.recording import shard_of
@@ -34,17 +34,6 @@ _LOCK = text(
     SELECT h.*, w.user_id FROM escrow_holds h JOIN wallets w ON w.id = h.wallet_id
      WHERE h.id = :id
        FOR UPDATE OF h
-    """
-)
-# A capture: the next seq for its transaction; the captured part stays reserved (now for the
-# transaction), the remainder is released.
-_CAPTURE_COUNTERS = text(
-    """
-    UPDATE wallet_counters
-       SET next_seq = next_seq + 1, reserved_total = reserved_total - (:held - :captured),
-           on_hold = on_hold - :held, last_used = now()
-     WHERE wallet_id = :wallet_id
-    RETURNING next_seq
     """
 )
 _INSERT_TRANSACTION = text(
@@ -62,13 +51,6 @@ _CAPTURED = text(
        SET status = 'captured', decided_at = now(), captured_amount = :captured,
            transaction_id = :transaction_id
      WHERE id = :id AND status = 'active'
-    """
-)
-_RELEASE_COUNTERS = text(
-    """
-    UPDATE wallet_counters
-       SET reserved_total = reserved_total - :amount, on_hold = on_hold - :amount
-     WHERE wallet_id = :wallet_id
     """
 )
 _RELEASED = text(
@@ -111,10 +93,20 @@ def capture(
                 raise RecipientNotFoundError(f"no user {recipient_id}")
             if credit == hold.wallet_id:
                 raise SelfTransferError("the hold's own wallet cannot receive its capture")
-        seq = session.scalar(
-            _CAPTURE_COUNTERS,
-            {"held": hold.amount, "captured": captured, "wallet_id": hold.wallet_id},
-        )
+        # the captured part stays reserved (now for its transaction, which takes the wallet's
+        # next seq); the remainder is released
+        seq = reservations.change(
+            session.connection(),
+            [
+                reservations.Change(
+                    hold.wallet_id,
+                    reserved=-(hold.amount - captured),
+                    on_hold=-hold.amount,
+                    sequenced=1,
+                    used=True,
+                )
+            ],
+        )[hold.wallet_id].next_seq
         tx_id = uuid.uuid4()
         shard = shard_of(hold.wallet_id, config.settlement_shards)
         after_commit(session, lambda: wiring.queue.kick_settlement(shard))
@@ -189,7 +181,10 @@ def void(wiring: Wiring, service_id: uuid.UUID, hold_id: uuid.UUID) -> Reply:
             )
         if hold.status != ACTIVE:
             raise HoldNotActiveError(f"the hold was {hold.status}", hold_status=hold.status)
-        session.execute(_RELEASE_COUNTERS, {"amount": hold.amount, "wallet_id": hold.wallet_id})
+        reservations.change(
+            session.connection(),
+            [reservations.Change(hold.wallet_id, reserved=-hold.amount, on_hold=-hold.amount)],
+        )
         session.execute(_RELEASED, {"id": hold_id, "reason": "voided"})
         audit.record(session, "hold.voided", actor_id=service_id, target=hold_id)
         written = notifications.write(

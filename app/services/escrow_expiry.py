@@ -5,14 +5,14 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from app.bootstrap import Wiring
-from app.services import audit, notifications
+from app.services import audit, notifications, reservations
 from app.services.escrow_decisions import released_notification
 from app.services.recording import RELEASE_JOBS_LOCK
 
 EXPIRY_BATCH = 1000
 
-# Set-based expiry: due holds (skipping those a capture or void is deciding right now), their
-# wallets' counters in one statement, and who to tell.
+# Set-based expiry: due holds (skipping those a capture or void is deciding right now) and who to
+# tell; their wallets' counters follow (`reservations.change`).
 _EXPIRE = text(
     """
     WITH due AS (
@@ -27,15 +27,8 @@ _EXPIRE = text(
           FROM due
          WHERE h.id = due.id AND h.status = 'active'
         RETURNING h.id, h.wallet_id, h.amount, h.reason
-    ), per_wallet AS (
-        SELECT wallet_id, sum(amount) AS total FROM released GROUP BY wallet_id
-    ), countered AS (
-        UPDATE wallet_counters c
-           SET reserved_total = c.reserved_total - p.total, on_hold = c.on_hold - p.total
-          FROM per_wallet p
-         WHERE c.wallet_id = p.wallet_id
     )
-    SELECT r.id, r.amount, r.reason, w.user_id
+    SELECT r.id, r.wallet_id, r.amount, r.reason, w.user_id
       FROM released r JOIN wallets w ON w.id = r.wallet_id
     """
 )
@@ -51,6 +44,13 @@ def expire(wiring: Wiring, *, batch_size: int = EXPIRY_BATCH) -> int:
             if not session.scalar(RELEASE_JOBS_LOCK):  # one such job at a time
                 return released
             rows = session.execute(_EXPIRE, {"limit": batch_size}).all()
+            reservations.change(
+                session.connection(),
+                [
+                    reservations.Change(r.wallet_id, reserved=-r.amount, on_hold=-r.amount)
+                    for r in rows
+                ],
+            )
             audit.record_many(
                 session,
                 [audit.entry("hold.expired", actor_id=None, target=r.id) for r in rows],

@@ -48,7 +48,7 @@ from app.domain.step_up import (
     new_confirmation,
 )
 from app.domain.transactions import FailureReason, Stage, Status
-from app.services import audit, notifications
+from app.services import audit, notifications, reservations
 from app.services.idempotency import Reply
 from app.services.recording import RELEASE_JOBS_LOCK, StepUpRequiredError, Submission
 from app.services.submission import submit
@@ -65,18 +65,14 @@ _LOAD = text(
        FOR UPDATE OF t
     """
 )
-_NEXT_SEQ = text(
-    "UPDATE wallet_counters SET next_seq = next_seq + 1, last_used = now()"
-    " WHERE wallet_id = :wallet_id RETURNING next_seq"
-)
 _CONFIRMED = text(
     """
     UPDATE transactions SET stage = NULL, seq = :seq, expires_at = NULL, updated_at = now()
      WHERE id = :id AND status = 'pending' AND stage = 'awaiting_confirmation'
     """
 )
-# Fail what was not confirmed in time (skipping rows a confirmation holds right now) and take
-# the amounts off the wallets' reservations (submit side, like an escrow hold's release).
+# Fail what was not confirmed in time (skipping rows a confirmation holds right now); their
+# amounts then leave the wallets' reservations (`reservations.change`).
 _EXPIRE = text(
     """
     WITH due AS (
@@ -91,14 +87,8 @@ _EXPIRE = text(
           FROM due
          WHERE t.id = due.id AND t.status = 'pending' AND t.stage = 'awaiting_confirmation'
         RETURNING t.id, t.kind, t.debit_wallet_id, t.amount
-    ), per_wallet AS (
-        SELECT debit_wallet_id, sum(amount) AS total FROM failed GROUP BY debit_wallet_id
-    ), released AS (
-        UPDATE wallet_counters c SET reserved_total = c.reserved_total - p.total
-          FROM per_wallet p
-         WHERE c.wallet_id = p.debit_wallet_id
     )
-    SELECT f.id, f.kind, f.amount, w.user_id, w.balance
+    SELECT f.id, f.kind, f.debit_wallet_id, f.amount, w.user_id, w.balance
       FROM failed f JOIN wallets w ON w.id = f.debit_wallet_id
     """
 )
@@ -234,7 +224,9 @@ def _confirm(
         if not signature:
             raise InvalidSignatureError("signature is required")
         siws.verify(stored["address"], stored["message"], siws.decode_signature(signature))
-        seq = session.scalar(_NEXT_SEQ, {"wallet_id": wallet_id})
+        seq = reservations.change(
+            session.connection(), [reservations.Change(wallet_id, sequenced=1, used=True)]
+        )[wallet_id].next_seq
         session.execute(_CONFIRMED, {"id": tx_id, "seq": seq})
         audit.record(session, f"{tx.kind}.confirmed", actor_id=None, target=tx_id)
         after_commit(session, lambda: wiring.queue.kick_settlement(tx.shard))
@@ -260,6 +252,10 @@ def expire(wiring: Wiring, *, batch_size: int = EXPIRY_BATCH) -> int:
             rows = session.execute(
                 _EXPIRE, {"limit": batch_size, "reason": FailureReason.UNCONFIRMED.value}
             ).all()
+            reservations.change(
+                session.connection(),
+                [reservations.Change(r.debit_wallet_id, reserved=-r.amount) for r in rows],
+            )
             audit.record_many(
                 session,
                 [
