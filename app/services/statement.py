@@ -108,9 +108,11 @@ def csv_lines(
     writer.writerow(HEADER)
     yield flush()
     with db.engine.connect() as conn, conn.begin():
-        result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(
+        result = conn.execution_options(stream_results=True).execute(
             _STATEMENT, {"wallet_id": wallet_id, "since": since, "until": until}
         )
-        for partition in result.partitions():
+        # the size given here, not as a `yield_per` execution option: SQLAlchemy 2.1 ignores
+        # that one for Core statements and fetched the whole statement at once
+        for partition in result.partitions(BATCH):
             writer.writerows(_row(r) for r in partition)
             yield flush()
