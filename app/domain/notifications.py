@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -87,3 +88,25 @@ def for_admins(
         NewNotification(admin, TRANSACTION_HELD, transaction_id, amount, dict(data))
         for admin in admins
     ]
+
+
+def low_balance_alert(user_id: uuid.UUID, balance: Decimal, threshold: Decimal) -> NewNotification:
+    return NewNotification(
+        user_id, LOW_BALANCE, None, balance, {"threshold": threshold, "balance": balance}
+    )
+
+
+def low_balance_crossings(
+    armed: bool, threshold: Decimal, balances: Iterable[Decimal]
+) -> tuple[list[Decimal], bool]:
+    """Walk a wallet's balances in the order they were written: each drop below `threshold`
+    while armed is one alert (at the balance it dropped to) and disarms the wallet; getting back
+    to the threshold re-arms it. Returns the balances that alert and whether it ends armed."""
+    alerts = []
+    for balance in balances:
+        if armed and balance < threshold:
+            alerts.append(balance)
+            armed = False
+        elif not armed and balance >= threshold:
+            armed = True
+    return alerts, armed

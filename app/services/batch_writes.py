@@ -8,7 +8,11 @@
    (de)activated, less money — is a `ConcurrentChangeError` and the batch rolls back.
 3. Balances, ledger entries and outcome notifications: the batch's changes are applied on top of
    the locked values (each wallet's entries continue from its balance as locked, so the running
-   `balance_after` chain stays exact), in one statement with data-modifying CTEs.
+   `balance_after` chain stays exact), in one statement with data-modifying CTEs. Low-balance
+   alerts are decided here too, on each person's balances in the order they are written (one
+   alert per drop below the threshold while armed, re-armed on getting back to it), and
+   inserted by one more statement only when there are any: the wallets are locked, so a
+   concurrent low-balance run cannot fire the same crossing.
 
 Each statement takes its rows as one JSON document (`jsonb_to_recordset`) carrying what it
 needs, so nothing the batch already knows is read back. Holding the wallet locks only for the
@@ -28,9 +32,10 @@ from sqlalchemy import Connection, text
 from app import logs
 from app.config import Config
 from app.db import json_rows
-from app.domain.notifications import OUTCOME_KINDS
+from app.domain.notifications import OUTCOME_KINDS, low_balance_alert, low_balance_crossings
 from app.domain.settlement import BatchResult, PendingTx, WalletState
 from app.domain.transactions import Stage, Status
+from app.services import notifications
 
 
 class ConcurrentChangeError(RuntimeError):
@@ -99,13 +104,20 @@ _READ_WALLETS = text(
      WHERE w.id = ANY(CAST(:ids AS uuid[]))
     """
 )
+# The locked wallets, with what their low-balance alerts need: whether they are armed and, for
+# people's wallets, their threshold (their own, else the platform's default).
 _LOCK_WALLETS = text(
     """
-    SELECT id, balance, held, released_total, settled_seq, is_active
-      FROM wallets
-     WHERE id = ANY(CAST(:ids AS uuid[]))
-     ORDER BY id
-       FOR NO KEY UPDATE
+    SELECT w.id, w.balance, w.held, w.released_total, w.settled_seq, w.is_active,
+           w.low_balance_armed,
+           CASE WHEN w.kind = 'user'
+                THEN COALESCE(u.low_balance_threshold, CAST(:default_threshold AS numeric))
+           END AS threshold
+      FROM wallets w
+      LEFT JOIN users u ON u.id = w.user_id
+     WHERE w.id = ANY(CAST(:ids AS uuid[]))
+     ORDER BY w.id
+       FOR NO KEY UPDATE OF w
     """
 )
 _POST = text(
@@ -124,21 +136,12 @@ _POST = text(
          WHERE v.posted
          ORDER BY v.n, p.i
     ), balanced AS (
-        -- a user wallet whose balance reached its alert threshold in this batch (`peak`, the
-        -- highest balance_after) is armed now, not when the next low-balance run happens to see
-        -- it: a credit drained before that run still alerts (the threshold is looked up only
-        -- for disarmed wallets: OR and AND stop at the first decisive operand)
         UPDATE wallets AS w
            SET balance = b.balance, released_total = b.released, settled_seq = b.settled_seq,
-               held = b.held,
-               low_balance_armed = w.low_balance_armed OR (
-                   w.kind = 'user'
-                   AND b.peak >= COALESCE((SELECT u.low_balance_threshold FROM users u
-                                            WHERE u.id = w.user_id),
-                                          CAST(:alert_threshold AS numeric)))
+               held = b.held, low_balance_armed = b.armed
           FROM jsonb_to_recordset(CAST(:wallets AS jsonb))
                AS b(id uuid, balance numeric, released numeric, settled_seq bigint, held numeric,
-                    peak numeric)
+                    armed boolean)
          WHERE w.id = b.id
     ), told AS (
         -- the users (never system wallets: `du`/`cu` are null for them) each outcome concerns;
@@ -227,13 +230,13 @@ def write(
     if settled != len(result.outcomes):
         raise ConcurrentChangeError(f"{settled} of {len(result.outcomes)} still {from_status}")
 
-    locked = _lock(conn, wallets, read, result)
+    locked = _lock(conn, wallets, read, result, config.default_low_balance_threshold)
     # What other jobs added between the read and the lock (zero unless a wallet was credited,
     # or a hold on it decided, meanwhile): the batch's changes apply on top of it.
     offsets = {w: row.balance - read[w].balance for w, row in locked.items()}
     balances = {w: wallets[w].balance + offset for w, offset in offsets.items()}
     postings = iter(result.postings)
-    peaks = dict(balances)
+    trails: dict[uuid.UUID, list[Decimal]] = {w: [] for w in balances}  # balances as written
     rows = []
     for n, o in enumerate(result.outcomes):
         tx = o.tx
@@ -244,8 +247,8 @@ def write(
             # `settle_batch` appends a posted outcome's two postings (debit, credit) after it
             debit_balance = next(postings).balance_after + offsets[debit]
             credit_balance = next(postings).balance_after + offsets[credit]
-            if credit_balance > peaks[credit]:
-                peaks[credit] = credit_balance
+            trails[debit].append(debit_balance)
+            trails[credit].append(credit_balance)
         else:
             debit_balance, credit_balance = balances[debit], balances[credit]
         rows.append(
@@ -266,8 +269,14 @@ def write(
             }
         )
     touched = []
+    alerts = []
     for wallet_id in sorted(result.touched):
         w, before, now = wallets[wallet_id], read[wallet_id], locked[wallet_id]
+        armed = now.low_balance_armed
+        person = w.notified_user
+        if person is not None and now.threshold is not None:  # every drop below alerts once
+            dropped_to, armed = low_balance_crossings(armed, now.threshold, trails[wallet_id])
+            alerts += [low_balance_alert(person, b, now.threshold) for b in dropped_to]
         touched.append(
             {
                 "id": wallet_id,
@@ -275,7 +284,7 @@ def write(
                 "released": w.released + (now.released_total - before.released),
                 "settled_seq": max(w.settled_seq, now.settled_seq),
                 "held": w.held + (now.held - before.held),
-                "peak": peaks[wallet_id],
+                "armed": armed,
             }
         )
     told = conn.execute(
@@ -285,11 +294,11 @@ def write(
             "wallets": json_rows(touched),
             "request_id": request_id,
             "webhook": "pending" if config.webhook_url else None,
-            "alert_threshold": config.default_low_balance_threshold,
             "outcome_kinds": _OUTCOME_KINDS,
         },
     ).one()
-    return list(zip(told.ids or [], told.users or [], strict=True))
+    alerted = notifications.write(conn, alerts, webhooks=bool(config.webhook_url))
+    return list(zip(told.ids or [], told.users or [], strict=True)) + alerted
 
 
 def write_decision(
@@ -312,6 +321,7 @@ def _lock(
     wallets: dict[uuid.UUID, WalletState],
     read: dict[uuid.UUID, ReadState],
     result: BatchResult,
+    default_threshold: Decimal,
 ) -> dict[uuid.UUID, Any]:
     """Lock every wallet the batch's outcomes name, in id order (no deadlocks between jobs, none
     with submissions, which lock only their counters row), and check that what changed since
@@ -320,7 +330,10 @@ def _lock(
         {o.tx.debit_wallet_id for o in result.outcomes if o.tx}
         | {o.tx.credit_wallet_id for o in result.outcomes if o.tx}
     )
-    locked = {row.id: row for row in conn.execute(_LOCK_WALLETS, {"ids": ids})}
+    locked = {
+        row.id: row
+        for row in conn.execute(_LOCK_WALLETS, {"ids": ids, "default_threshold": default_threshold})
+    }
     for wallet_id, now in locked.items():
         w, before = wallets[wallet_id], read[wallet_id]
         if now.is_active != before.is_active:

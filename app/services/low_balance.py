@@ -5,12 +5,14 @@ threshold; an armed wallet found below it fires one `low_balance` notification a
 the same database transaction, so nothing fires again until the balance has gone back up (re-arm)
 and down. A brand-new empty wallet starts disarmed: it never crossed anything.
 
-Arming happens where the balance or the threshold is written, not only in the beat run: the
-settlement batch arms every user wallet whose balance reached its threshold within the batch
-(`batch_writes`, set-based in the statement that writes the balances), and so do a fraud hold's
-release (`arm`) and a threshold change (`set_threshold`). A wallet credited and drained between
-two runs therefore still alerts on the next run. The run's own arming pass stays as a safety net
-for rows written before arming at write time existed.
+Alerts fire where balances are written: the settlement writer (`batch_writes`, which every
+settlement batch, fraud-hold decision, poison failure and expired deposit goes through) walks
+each person's balances in the order it writes them, fires one alert for every drop below the
+threshold while armed, re-arms on every return to it, and stores the arming flag with the
+balance, under the wallet lock. So every crossing alerts once, however fast the balance moves.
+A threshold change arms at once (`set_threshold`). This beat run remains the safety net for what
+no balance write decides: a threshold raised above an armed wallet's balance alerts on the next
+run, and rows written before write-time alerts existed are armed here.
 
 The threshold is the user's own (`users.low_balance_threshold`) or the platform default. Both
 passes are index range scans on partial indexes (`ix_wallets_armed_balance`,
@@ -34,7 +36,7 @@ from sqlalchemy.orm import Session
 from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.errors import WalletNotFoundError
-from app.domain.notifications import LOW_BALANCE, NewNotification
+from app.domain.notifications import low_balance_alert
 from app.models import User
 from app.services import notifications
 
@@ -88,17 +90,6 @@ _ARM = text(
 )
 
 
-# Arming at write time: the wallets named (already locked by the writer) that are at or above
-# their threshold. Only disarmed user wallets look their user's threshold up.
-_ARM_WALLETS = text(
-    """
-    UPDATE wallets w
-       SET low_balance_armed = true
-      FROM users u
-     WHERE w.id = ANY(CAST(:ids AS uuid[])) AND NOT w.low_balance_armed AND w.kind = 'user'
-       AND u.id = w.user_id AND w.balance >= COALESCE(u.low_balance_threshold, :default)
-    """
-)
 _ARM_USER = text(
     """
     UPDATE wallets w
@@ -107,14 +98,6 @@ _ARM_USER = text(
        AND w.balance >= :threshold
     """
 )
-
-
-def arm(session: Session, config: Config, wallet_ids: list[uuid.UUID]) -> None:
-    """Arm those of `wallet_ids` whose new balance is at or above their threshold (a writer of
-    balances outside the settlement batch calls this in its unit of work)."""
-    session.execute(
-        _ARM_WALLETS, {"ids": wallet_ids, "default": config.default_low_balance_threshold}
-    )
 
 
 class LowBalanceRun(NamedTuple):
@@ -143,16 +126,7 @@ def run(wiring: Wiring, *, batch_size: int = BATCH_SIZE) -> LowBalanceRun:
             fired = session.execute(_FIRE, params).all()
             written = notifications.write(
                 session,
-                [
-                    NewNotification(
-                        r.user_id,
-                        LOW_BALANCE,
-                        None,
-                        r.balance,
-                        {"threshold": r.threshold, "balance": r.balance},
-                    )
-                    for r in fired
-                ],
+                [low_balance_alert(r.user_id, r.balance, r.threshold) for r in fired],
                 webhooks=bool(config.webhook_url),
             )
         notifications.dispatch(wiring, written)

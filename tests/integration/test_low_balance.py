@@ -327,3 +327,25 @@ def test_a_fraud_hold_released_by_an_admin_arms_the_recipient_at_once(
     _charge(client, db, bob, "10995")
     low_balance.run(wiring)
     assert [amount for amount, _ in _alerts(db, bob)] == [Decimal("5")]
+
+
+def test_every_crossing_alerts_when_it_is_written_without_waiting_for_a_run(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    """Down, up, down between two runs of the job: two alerts, written by the settlements that
+    crossed (no run at all), and the job adds none."""
+    user = uuid.uuid4()
+    provision(app, user)
+    _set_threshold(client, user, "15")
+    fund(app, user, "20")  # armed by the credit
+    _charge(client, db, user, "10")  # 20 → 10: down
+    assert _alerts(db, user) == [
+        (Decimal("10"), {"threshold": "15.000000", "balance": "10.000000"})
+    ]
+    assert not _armed(db, user)
+    fund(app, user, "10")  # 10 → 20: up, armed again
+    assert _armed(db, user)
+    _charge(client, db, user, "19")  # 20 → 1: down
+    low_balance.run(wiring)
+    low_balance.run(wiring)
+    assert [amount for amount, _ in _alerts(db, user)] == [Decimal("10"), Decimal("1")]
