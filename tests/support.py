@@ -111,18 +111,21 @@ def provision(app: Any, user_id: uuid.UUID) -> uuid.UUID:
 def fund(app: Any, user_id: uuid.UUID, amount: Decimal | str) -> None:
     """Give a user tokens the way production does: issuance into the platform wallet, then a
     reward, both settled by the real worker."""
+    reward(app, [transfers.RewardItem(user_id, Decimal(amount), "test funding")])
+
+
+def reward(app: Any, items: list[transfers.RewardItem]) -> None:
+    """Issue what `items` pay into the platform wallet, then pay them as one service's rewards
+    (one transaction each), all settled by the real worker."""
     wiring, system = app.extensions["wallet"], app.extensions["wallet"].system
-    provision(app, user_id)
-    value = Decimal(amount)
-    wait_settled(wiring.db, [transfers.mint(wiring, system, value, "test funding")])
+    for item in items:
+        provision(app, item.user_id)
+    total = sum((item.amount for item in items), Decimal(0))
+    wait_settled(wiring.db, [transfers.mint(wiring, system, total, "test funding")])
     service = uuid.uuid4()
-    app.extensions["wallet"].provisioner.wallet_id_for(service, "service")
+    wiring.provisioner.wallet_id_for(service, "service")
     reply = transfers.reward(
-        wiring,
-        system,
-        service,
-        movement.Idempotency(str(uuid.uuid4()), "fund"),
-        [transfers.RewardItem(user_id, value, "test funding")],
+        wiring, system, service, movement.Idempotency(str(uuid.uuid4()), "fund"), items
     )
     wait_settled(wiring.db, reply.body["transaction_ids"])
 

@@ -20,7 +20,7 @@ from app.services import transfers, withdrawals
 from tests.chain_support import funded_wallet, pay, token_account, token_balance
 from tests.e2e.browser import DESKTOP, PHONE, SCREENSHOTS, FakeWallet, chromium_path
 from tests.e2e.conftest import gunicorn
-from tests.support import fund, provision, token_for, wait_settled, wait_until
+from tests.support import fund, provision, reward, token_for, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 FINALITY = 33
@@ -353,21 +353,9 @@ def test_a_withdrawal_to_the_connected_wallet_completes_on_chain(
     assert visitor.errors == [], visitor.errors
 
 
-def test_filters_load_more_and_the_months_totals(app, visitors, wiring) -> None:
+def test_filters_load_more_and_the_months_totals(app, visitors) -> None:
     user = uuid.uuid4()
-    provision(app, user)
-    system = app.extensions["wallet"].system
-    wait_settled(wiring.db, [transfers.mint(wiring, system, Decimal(300), "test funding")])
-    service = uuid.uuid4()
-    app.extensions["wallet"].provisioner.wallet_id_for(service, "service")
-    rewards = transfers.reward(
-        wiring,
-        system,
-        service,
-        transfers.Idempotency(str(uuid.uuid4()), "page"),
-        [transfers.RewardItem(user, Decimal(i), f"reward {i}") for i in range(1, 24)],
-    )
-    wait_settled(wiring.db, rewards.body["transaction_ids"])
+    reward(app, [transfers.RewardItem(user, Decimal(i), f"reward {i}") for i in range(1, 24)])
     page = visitors(user, viewport=DESKTOP).log_in().open()
     table = page.get_by_role("table", name="Transactions")
     expect(table.locator("tbody tr")).to_have_count(20)
