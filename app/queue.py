@@ -13,6 +13,7 @@ from celery.signals import before_task_publish
 
 import celeryconfig
 from app import logs
+from app.hot_redis import HotRedis
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class TaskQueue:
         # worker's received/started/succeeded events all the same.
         self._celery.conf.task_send_sent_event = False
         self._redis = redis_client
+        self._hot = HotRedis(redis_client)
 
     def send(self, name: str, *args: Any) -> bool:
         try:
@@ -76,8 +78,8 @@ class TaskQueue:
         """Ask for shard `shard` to be settled. A short-lived flag coalesces a burst of kicks into
         one queued job (the job clears the flag when it starts)."""
         try:
-            if not force and not self._redis.set(
-                _KICK_FLAG.format(shard=shard), 1, nx=True, ex=_KICK_FLAG_TTL
+            if not force and not self._hot.execute(
+                "SET", _KICK_FLAG.format(shard=shard), 1, "NX", "EX", _KICK_FLAG_TTL
             ):
                 return
         except redis.RedisError as exc:

@@ -83,11 +83,14 @@ def test_money_fails_closed_when_the_limiter_is_down_and_reads_stay_open(config)
 @contextmanager
 def limiter_round_trips(app: Any) -> Iterator[list[bytes]]:
     """The commands the app's rate limiter sends to its Redis while the block runs, one entry
-    per round trip (redis-py writes a command, or a whole pipeline, with one
+    per round trip: on its held connections (`HotRedis`, one command per round trip) and on
+    any connection of its redis-py pool (which writes a command, or a whole pipeline, with one
     `send_packed_command`)."""
-    pool = app.extensions["limiter"].storage.storage.connection_pool
+    storage = app.extensions["limiter"].storage
+    pool = storage.storage.connection_pool
     sent: list[bytes] = []
     original = redis.connection.AbstractConnection.send_packed_command
+    held = storage.hot._once
 
     def spy(connection, command, check_health=True):
         if connection in pool._in_use_connections:
@@ -95,11 +98,17 @@ def limiter_round_trips(app: Any) -> Iterator[list[bytes]]:
             sent.append(packed.split(b"\r\n")[2])  # the command's name
         return original(connection, command, check_health)
 
+    def spy_held(args):
+        sent.append(str(args[0]).encode())
+        return held(args)
+
     redis.connection.AbstractConnection.send_packed_command = spy
+    storage.hot._once = spy_held
     try:
         yield sent
     finally:
         redis.connection.AbstractConnection.send_packed_command = original
+        del storage.hot._once
 
 
 def test_a_request_costs_the_limiter_one_redis_round_trip(config) -> None:
