@@ -1,10 +1,22 @@
 """Transaction history: filters and a cursor that stays stable while new transactions arrive."""
 
 import uuid
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import text
 
-from tests.support import auth, fund, provision, wait_settled
+from app.api.schemas import TransactionSummarySchema
+from app.services import history
+from app.services.recording import shard_of
+from tests.support import (
+    auth,
+    fund,
+    post_transfer,
+    provision,
+    record_unchecked,
+    wait_settled,
+)
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -80,3 +92,42 @@ def test_each_side_sees_the_other_party_and_system_accounts_by_name(app, client,
     ]
     received = client.get(f"/api/wallet/transactions/{tx_id}", headers=auth(bob)).get_json()
     assert (received["amount"], received["counterparty"]) == ("4.000000", str(alice))
+
+
+def test_the_overview_history_is_the_schemas_dump_of_the_same_transactions(
+    app, client, db, owner_db
+) -> None:
+    """GET /api/wallet's history is built by the database in its wire form; it must read exactly
+    as the documented schema dumps the same transactions (signed amounts, six places, Python's
+    isoformat, which drops a zero fraction of a second; notes with quotes and non-ASCII)."""
+    sender, recipient = uuid.uuid4(), uuid.uuid4()
+    fund(app, sender, "10")
+    provision(app, recipient)
+    sent = post_transfer(client, sender, recipient, "1.5", note='lunch "à la carte" \\ ✓')
+    (beyond,) = record_unchecked(app, sender, recipient, [Decimal("100")])
+    ids = [sent.get_json()["transaction_id"], str(beyond)]
+    wiring = app.extensions["wallet"]
+    shard = shard_of(provision(app, sender), wiring.config.settlement_shards)
+    wiring.queue.kick_settlement(shard, force=True)
+    wait_settled(db, ids)
+    with owner_db.transaction() as session:  # a timestamp on a whole second
+        session.execute(
+            text(
+                "UPDATE transactions SET created_at = date_trunc('second', created_at)"
+                " WHERE id = :id"
+            ),
+            {"id": ids[0]},
+        )
+
+    for user in (sender, recipient):
+        shown = client.get("/api/wallet", headers=auth(user)).get_json()["transaction_history"]
+        with db.statement() as conn:
+            items, _ = history.list_transactions(conn, provision(app, user))
+        assert shown == TransactionSummarySchema(many=True).dump(items)
+
+    mine = client.get("/api/wallet", headers=auth(sender)).get_json()["transaction_history"]
+    by_id = {item["id"]: item for item in mine}
+    assert by_id[ids[0]]["amount"] == "-1.500000"
+    assert "." not in by_id[ids[0]]["timestamp"]
+    assert by_id[ids[1]]["failure_reason"] == "insufficient_balance"
+    assert sorted(item["type"] for item in mine) == ["reward", "transfer", "transfer"]
