@@ -176,7 +176,7 @@ class WalletView:
 # The history is built by the database in its wire form (WalletOverviewSchema's
 # `transaction_history`: amounts signed from this wallet's side with six places, timestamps as
 # Python's isoformat writes them, which omits a zero fraction), so the most requested page
-# converts no row in Python: a third of its CPU before (issue 9).
+# converts no row in Python: about a quarter of its CPU before (issue 9).
 _OVERVIEW = """
     WITH newest AS (
         SELECT * FROM (
