@@ -212,12 +212,15 @@ class Transaction(Base):
     # withdrawal already debited in the ledger and now `on_chain` (sent, awaiting finality).
     stage: Mapped[str | None] = mapped_column(Text, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    debit_wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
-    credit_wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
+    # No foreign keys to wallets or users (migration 0016): checking them locked the referenced
+    # rows on every accepted request; accept_transactions checks the wallets it is given, and
+    # wallets and users are never deleted.
+    debit_wallet_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    credit_wallet_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     shard: Mapped[int] = mapped_column(SmallInteger, nullable=False)
-    initiator_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    initiator_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     parent_id: Mapped[uuid.UUID | None] = mapped_column(

@@ -13,7 +13,11 @@ import psycopg
 import pytest
 from sqlalchemy import select, text
 
+from app.domain.errors import WalletNotFoundError
+from app.domain.transactions import Kind
 from app.models import Transaction
+from app.services import recording
+from app.services.recording import Line, Submission
 from tests.servers import servers
 from tests.support import auth, balance, fund, post_transfer, provision, wait_settled, wait_until
 
@@ -179,3 +183,39 @@ def test_the_wallet_overview_merges_both_sides_of_a_long_history_newest_first(
     assert {amounts[t] for t in newest if t in sent} <= {"-1.000000"}
     assert {amounts[t] for t in newest if t in got} <= {"2.000000"}
     wait_until(lambda: balance(db, alice) == Decimal(115))
+
+
+def test_a_wallet_named_directly_that_does_not_exist_is_refused_and_changes_nothing(
+    app: Any, db: Any, user: Any
+) -> None:
+    """Transactions carry no foreign keys to wallets (migration 0016); accepting checks that a
+    credit wallet the server names directly exists, for one line and for several."""
+    fund(app, user, "5")
+    payer, payee = provision(app, user), provision(app, uuid.uuid4())
+    shards = app.extensions["wallet"].config.settlement_shards
+    before = _submit_side(db, payer)
+    for lines in (
+        [Line(uuid.uuid4(), Decimal(1))],
+        [Line(payee, Decimal(1)), Line(uuid.uuid4(), Decimal(1))],
+    ):
+        submission = Submission(Kind.TRANSFER, lines, initiator_id=user, debit_wallet_id=payer)
+        with pytest.raises(WalletNotFoundError), db.transaction() as session:
+            recording.record(session, submission, shards)
+
+    assert _submit_side(db, payer) == before
+    with db.transaction() as session:
+        assert (
+            session.scalars(
+                select(Transaction.id).where(Transaction.debit_wallet_id == payer)
+            ).all()
+            == []
+        )
+
+
+def _submit_side(db: Any, wallet_id: Any) -> tuple[Any, ...]:
+    with db.transaction() as session:
+        row = session.execute(
+            text("SELECT next_seq, reserved_total FROM wallet_counters WHERE wallet_id = :w"),
+            {"w": wallet_id},
+        ).one()
+    return tuple(row)
