@@ -130,23 +130,33 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                         wiring.queue.send(PROCESS_WITHDRAWAL, str(tx_id))
                     report.settled += committed.settled
                     report.batches += 1
-                    if not committed.more:
+                    if committed.more:
+                        continue
+                    if not _pending(conn, shard):
                         break
+                    # Work keeps trickling in: let a batch gather rather than settle one
+                    # transaction per round (each round is a handful of statements and a
+                    # commit). The shard stays locked meanwhile, so a job kicked for it now
+                    # skips it at once and frees its worker process for the other shards: two
+                    # jobs taking turns on one shard during each other's pauses held both
+                    # processes and left another shard unsettled for hundreds of milliseconds.
+                    time.sleep(config.settlement_linger_seconds)
             finally:
                 _unlock(conn, shard)
             # Re-check after unlocking: work committed while we held the lock may have had its
             # own job skip the shard because we were on it.
-            pending = bool(conn.scalar(_HAS_PENDING, {"shard": shard}))
-            conn.commit()
-            if not pending:
+            if not _pending(conn, shard):
                 return report
             if time.monotonic() >= deadline:
                 report.more = True
                 wiring.queue.kick_settlement(shard, force=True)
                 return report
-            # Work keeps trickling in: let a batch gather rather than settle one transaction
-            # per round (each round is a handful of statements and a commit).
-            time.sleep(config.settlement_linger_seconds)
+
+
+def _pending(conn: Connection, shard: int) -> bool:
+    pending = bool(conn.scalar(_HAS_PENDING, {"shard": shard}))
+    conn.commit()
+    return pending
 
 
 @contextlib.contextmanager
