@@ -26,12 +26,11 @@ class HotRedis:
         self._pool = client.connection_pool
         self._idle: list[ConnectionInterface] = []
         self._shas: dict[bytes, str] = {}
-        self._pid = os.getpid()
+        # A forked child must not use its parent's sockets: it starts with no idle connection.
+        os.register_at_fork(after_in_child=self._idle.clear)
 
     def execute(self, *args: Any) -> Any:
         """One command and its reply; redis-py's errors as redis-py raises them."""
-        if self._pid != os.getpid():  # forked: the parent's sockets are not ours to use
-            self._idle, self._pid = [], os.getpid()
         reused = bool(self._idle)
         try:
             return self._once(args)
