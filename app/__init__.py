@@ -11,6 +11,7 @@ from app.api import (
     auth,
     chain,
     connections,
+    express,
     health,
     internal,
     notifications,
@@ -50,12 +51,6 @@ def create_app(config: Config | None = None) -> Flask:
         MAX_CONTENT_LENGTH=1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    if config.trusted_proxies:
-        # Rate limits, the failed-authentication counter, audit entries and logs then see the
-        # client's address instead of the proxy's. Without trusted proxies, a client's own
-        # X-Forwarded-For is ignored (it would choose its rate-limit key and audited IP).
-        hops = config.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     wiring = bootstrap(config)
     app.extensions["wallet"] = wiring
     app.extensions["token_rules"] = auth.TokenRules.of(config)
@@ -79,6 +74,13 @@ def create_app(config: Config | None = None) -> Flask:
     observability.register(app)
     app.extensions["limiter"] = ratelimit.install(app, config)
     app.before_request(_reject_malformed_json)
+    app.wsgi_app = express.ExpressLane(app, app.wsgi_app)  # type: ignore[method-assign]
+    if config.trusted_proxies:
+        # Rate limits, the failed-authentication counter, audit entries and logs then see the
+        # client's address instead of the proxy's. Without trusted proxies, a client's own
+        # X-Forwarded-For is ignored (it would choose its rate-limit key and audited IP).
+        hops = config.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     from app import cli
 

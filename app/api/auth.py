@@ -133,7 +133,11 @@ class CsrfTokenError(PermissionDeniedError):
 
 
 def _bearer_token() -> str:
-    header = request.headers.get("Authorization", "")
+    return bearer_token_of(request.headers.get("Authorization", ""))
+
+
+def bearer_token_of(header: str) -> str:
+    """The token of an `Authorization: Bearer <token>` header."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("missing bearer token")
@@ -155,12 +159,18 @@ def session_id() -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
+# WSGI environ key: the request's (user id, role), or the `AuthenticationError` refusing its
+# credentials, once decoded (by `bearer_identity`, or by the express lane before it hands a
+# request over). Only the server sets environ keys without an HTTP_ prefix.
+IDENTITY = "wallet.identity"
+
+
 def bearer_identity() -> tuple[uuid.UUID, str]:
     """The caller's (user id, role) from their bearer token or, without an Authorization header,
     their browser session cookie; decoded once per request: the rate limiter's key and
     authentication both need it. Raises `AuthenticationError` (every time it is asked) when the
     token or session is missing or invalid."""
-    identity: tuple[uuid.UUID, str] | AuthenticationError | None = g.get("bearer_identity")
+    identity: tuple[uuid.UUID, str] | AuthenticationError | None = request.environ.get(IDENTITY)
     if identity is None:
         adapters = wiring()
         config = adapters.config
@@ -178,7 +188,7 @@ def bearer_identity() -> tuple[uuid.UUID, str]:
                 )
         except AuthenticationError as error:
             identity = error
-        g.bearer_identity = identity
+        request.environ[IDENTITY] = identity
     if isinstance(identity, AuthenticationError):
         raise AuthenticationError(identity.detail)
     return identity

@@ -60,6 +60,10 @@ EXEMPT = frozenset(
     }
 )
 KEY_PREFIX = "ratelimit"
+# WSGI environ key: the request was already counted (hits, seconds until the window resets) by
+# the express lane (app/api/express.py) before it handed the request over. Only the server sets
+# environ keys without an HTTP_ prefix, so a client cannot send one.
+COUNTED = "wallet.rate_limit_counted"
 
 # `limits`' incr_expire.lua, answering the window's TTL beside the count.
 _INCR_EXPIRE_TTL = b"""
@@ -99,6 +103,10 @@ class Window:
     remaining: int
     resets_at: float
 
+    @classmethod
+    def of(cls, item: RateLimitItem, hits: int, ttl: int) -> Window:
+        return cls(item.amount, max(item.amount - hits, 0), time.time() + ttl)
+
     def headers(self) -> dict[str, str]:
         return {
             "X-RateLimit-Limit": str(self.limit),
@@ -135,20 +143,26 @@ class RateLimits:
         endpoint = request.endpoint or "unmatched"
         if endpoint in EXEMPT:
             return
-        item = self.by_endpoint.get(endpoint, self.default)
+        item = self.item_for(endpoint)
         try:
-            hits, ttl = self.storage.count(
-                item.key_for(KEY_PREFIX, caller_key(), endpoint), item.get_expiry()
-            )
+            hits, ttl = request.environ.pop(COUNTED, None) or self.count(endpoint, caller_key())
         except redis.RedisError as error:
             if endpoint in MONEY:
                 raise RateLimiterUnavailableError() from error
             log.warning("rate limiter unavailable, %s not counted: %s", endpoint, error)
             return
-        window = Window(item.amount, max(item.amount - hits, 0), time.time() + ttl)
-        g.rate_limit_window = window
+        g.rate_limit_window = Window.of(item, hits, ttl)
         if hits > item.amount:
             raise RateLimitedError(f"Rate limit exceeded: {item}")
+
+    def item_for(self, endpoint: str) -> RateLimitItem:
+        return self.by_endpoint.get(endpoint, self.default)
+
+    def count(self, endpoint: str, caller: str) -> tuple[int, int]:
+        """Count one request of `caller` (`user:<id>` or `ip:<address>`) to `endpoint`: (hits so
+        far in its window, seconds until the window resets)."""
+        item = self.item_for(endpoint)
+        return self.storage.count(item.key_for(KEY_PREFIX, caller, endpoint), item.get_expiry())
 
     def count_auth_failure(self) -> tuple[int, Window] | None:
         """Count a failed authentication against the client's IP, on every route (the exempt
@@ -161,7 +175,7 @@ class RateLimits:
         except redis.RedisError as error:
             log.warning("rate limiter unavailable, failed authentication not counted: %s", error)
             return None
-        return hits, Window(item.amount, max(item.amount - hits, 0), time.time() + ttl)
+        return hits, Window.of(item, hits, ttl)
 
     @staticmethod
     def add_headers(response: Response) -> Response:

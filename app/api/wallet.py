@@ -27,6 +27,7 @@ from app.api.schemas import (
     TransferRequestSchema,
     WalletOverviewSchema,
 )
+from app.bootstrap import Wiring
 from app.domain.money import to_wire
 from app.services import (
     analytics,
@@ -40,6 +41,8 @@ from app.services import (
     transfers,
     wallets,
 )
+from app.services.idempotency import Reply
+from app.services.transfers import Idempotency
 
 bp = Blueprint("wallet", __name__, url_prefix="/api/wallet", description="The caller's wallet")
 
@@ -59,13 +62,17 @@ class WalletResource(MethodView):
     @bp.doc(security=SECURITY)
     def get(self) -> Response:
         """The wallet and its latest 20 transactions (amounts signed from this wallet's side)."""
-        principal = current_principal()
-        wallet, history_json = wallets.overview(db(), principal.wallet_id)
-        external, available = (
-            external_balance.lookup(wiring(), wallet.address) if wallet.address else (None, False)
-        )
-        body = overview_body(wallet, history_json, external, available)
-        return Response(orjson.dumps(body), mimetype="application/json")
+        return overview_response(wiring(), current_principal().wallet_id)
+
+
+def overview_response(adapters: Wiring, wallet_id: uuid.UUID) -> Response:
+    """GET /api/wallet's answer (also sent by the express lane, app/api/express.py)."""
+    wallet, history_json = wallets.overview(adapters.db, wallet_id)
+    external, available = (
+        external_balance.lookup(adapters, wallet.address) if wallet.address else (None, False)
+    )
+    body = overview_body(wallet, history_json, external, available)
+    return Response(orjson.dumps(body), mimetype="application/json")
 
 
 def overview_body(
@@ -112,16 +119,27 @@ def transfer(args: dict[str, Any]) -> Any:
     """Send tokens to another user. Answers 202 PENDING, or 200 with the final state when it
     settles within `Prefer: wait=N` (N ≤ 10)."""
     wait = prefer_wait()
-    result = transfers.transfer(
-        wiring(),
-        _caller(),
-        idempotency_for(args),
+    return reply(send_transfer(wiring(), _caller(), idempotency_for(args), args, wait), wait)
+
+
+def send_transfer(
+    adapters: Wiring,
+    caller: movement.Caller,
+    idem: Idempotency,
+    args: dict[str, Any],
+    wait_seconds: int = 0,
+) -> Reply:
+    """A transfer whose request `TransferRequestSchema` loaded into `args` (also sent by the
+    express lane, app/api/express.py)."""
+    return transfers.transfer(
+        adapters,
+        caller,
+        idem,
         recipient_id=args["recipient_id"],
         amount=args["amount"],
         note=args["note"],
-        wait_seconds=wait,
+        wait_seconds=wait_seconds,
     )
-    return reply(result, wait)
 
 
 @bp.route("/transactions", methods=["GET"])
