@@ -33,7 +33,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis
 from flask import Flask, Response
@@ -123,19 +123,34 @@ class ExpressLane:
         self, route: tuple[str, str], environ: WSGIEnvironment
     ) -> tuple[movement.Caller, Answer] | None:
         """The caller and the request's work, when this is a request the lane answers; None
-        otherwise. A transfer's body is read and put back for the full path."""
-        body = b""
-        if route == TRANSFER:
-            if "HTTP_PREFER" in environ or "HTTP_TRANSFER_ENCODING" in environ:
-                return None
-            mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-            if mimetype != "application/json":
-                return None  # webargs reads JSON bodies only when they say they are JSON
-            length = int(environ.get("CONTENT_LENGTH") or "-1")
-            if not 0 < length <= self.max_body:
-                return None
-            body = environ["wsgi.input"].read(length)
-            environ["wsgi.input"] = io.BytesIO(body)
+        otherwise."""
+        if route == TRANSFER and not self._plain_json(environ):
+            return None
+        caller = self._caller(environ)
+        if caller is None:
+            return None
+        if route == WALLET:
+            return caller, lambda: overview_response(self.wiring, caller.wallet_id)
+        length = int(environ["CONTENT_LENGTH"])
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)  # for the full path, should it answer
+        args = self.schema.load(json.loads(body.decode("utf-8")))  # as webargs parses it
+        key = idempotency.validate_key(environ.get("HTTP_IDEMPOTENCY_KEY"))
+        idem = transfers.Idempotency(key, idempotency.fingerprint(*TRANSFER, args))
+        return caller, lambda: reply(send_transfer(self.wiring, caller, idem, args))
+
+    def _plain_json(self, environ: WSGIEnvironment) -> bool:
+        """A JSON body of a sane length, without `Prefer` (webargs reads bodies as JSON only
+        when they say they are JSON)."""
+        if "HTTP_PREFER" in environ or "HTTP_TRANSFER_ENCODING" in environ:
+            return False
+        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        length = int(environ.get("CONTENT_LENGTH") or "-1")
+        return mimetype == "application/json" and 0 < length <= self.max_body
+
+    def _caller(self, environ: WSGIEnvironment) -> movement.Caller | None:
+        """A bearer-authenticated user or admin (provisioned on first use, as `authenticate`
+        does); None for anything else."""
         header = environ.get("HTTP_AUTHORIZATION")
         if header is None:
             return None  # a session cookie (CSRF), or no credentials
@@ -150,15 +165,7 @@ class ExpressLane:
             return None
         if role not in WALLET_ROLES or is_reserved(user_id):
             return None
-        if route == TRANSFER:
-            payload: Any = json.loads(body.decode("utf-8"))  # as webargs parses it
-            args = self.schema.load(payload)
-            key = idempotency.validate_key(environ.get("HTTP_IDEMPOTENCY_KEY"))
-            idem = transfers.Idempotency(key, idempotency.fingerprint(*TRANSFER, args))
-        caller = movement.Caller(user_id, self.wiring.provisioner.wallet_id_for(user_id, role))
-        if route == TRANSFER:
-            return caller, lambda: reply(send_transfer(self.wiring, caller, idem, args))
-        return caller, lambda: overview_response(self.wiring, caller.wallet_id)
+        return movement.Caller(user_id, self.wiring.provisioner.wallet_id_for(user_id, role))
 
     def _hand_over(
         self,
