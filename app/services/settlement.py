@@ -62,21 +62,35 @@ log = logging.getLogger(__name__)
 
 ADVISORY_NAMESPACE = 7301
 
-_MARK_UNCLEAN = text(
+# The shard's oldest pending transactions, and — only when there are any — the shard marked as
+# running a batch (`unclean_runs` + 1, committed before the batch writes anything): one round trip
+# both finds the work and arms crash detection, and finding none changes nothing.
+_CLAIM = text(
     """
-    INSERT INTO settlement_shards (shard, unclean_runs) VALUES (:shard, 1)
-    ON CONFLICT (shard) DO UPDATE SET unclean_runs = settlement_shards.unclean_runs + 1
-    RETURNING unclean_runs
+    WITH candidates AS (
+        SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind
+          FROM transactions
+         WHERE status = 'pending' AND stage IS NULL AND shard = :shard
+         ORDER BY created_at
+         LIMIT :limit
+    ), marked AS (
+        INSERT INTO settlement_shards (shard, unclean_runs)
+        SELECT :shard, 1 WHERE EXISTS (SELECT 1 FROM candidates)
+        ON CONFLICT (shard) DO UPDATE SET unclean_runs = settlement_shards.unclean_runs + 1
+        RETURNING unclean_runs
+    )
+    SELECT (SELECT unclean_runs FROM marked) AS unclean_runs, c.*
+      FROM candidates c
+     ORDER BY c.created_at
     """
 )
-_MARK_CLEAN = text("UPDATE settlement_shards SET unclean_runs = 0 WHERE shard = :shard")
-_CANDIDATES = text(
+# The batch is done (the shard is clean again); whether work is left is answered in the same round
+# trip, inside the batch's transaction, so what it settled no longer counts.
+_MARK_CLEAN = text(
     """
-    SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind
-      FROM transactions
-     WHERE status = 'pending' AND stage IS NULL AND shard = :shard
-     ORDER BY created_at
-     LIMIT :limit
+    UPDATE settlement_shards SET unclean_runs = 0 WHERE shard = :shard
+    RETURNING EXISTS (SELECT 1 FROM transactions
+                       WHERE status = 'pending' AND stage IS NULL AND shard = :shard) AS pending
     """
 )
 _WALLET_CANDIDATES = text(
@@ -124,6 +138,8 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                 while time.monotonic() < deadline:
                     with _no_cyclic_gc():
                         committed = _settle_next(conn, config, shard)
+                    if committed.idle:
+                        break
                     committed.observe()
                     notifications.dispatch(wiring, committed.notifications)
                     for tx_id in committed.on_chain:  # the chain worker may send it now
@@ -132,7 +148,7 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                     report.batches += 1
                     if committed.more:
                         continue
-                    if not _pending(conn, shard):
+                    if not committed.pending:
                         break
                     # Work keeps trickling in: let a batch gather rather than settle one
                     # transaction per round (each round is a handful of statements and a
@@ -199,6 +215,8 @@ class Committed:
 
     settled: int = 0
     more: bool = False
+    idle: bool = False  # nothing was pending: no batch ran
+    pending: bool = False  # work was left when the batch committed
     on_chain: list[uuid.UUID] = field(default_factory=list)
     notifications: list[tuple[int, uuid.UUID]] = field(default_factory=list)
 
@@ -224,18 +242,18 @@ class Committed:
 
 
 def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
-    """One batch (or, after a crash, one wallet-by-wallet pass) of the shard."""
+    """One batch (or, after a crash, one wallet-by-wallet pass) of the shard; `idle` when
+    nothing was pending."""
     with conn.begin():
-        unclean = int(conn.scalar(_MARK_UNCLEAN, {"shard": shard}) or 0)
-    committed = Committed()
-    if unclean <= 1:
+        rows = conn.execute(_CLAIM, {"shard": shard, "limit": config.settlement_batch_size}).all()
+    committed = Committed(idle=not rows)
+    if not rows:
+        return committed
+    if rows[0].unclean_runs <= 1:
         try:
             with conn.begin():
-                rows = conn.execute(
-                    _CANDIDATES, {"shard": shard, "limit": config.settlement_batch_size}
-                ).all()
                 result, notifications = _settle_rows(conn, rows, config)
-                conn.execute(_MARK_CLEAN, {"shard": shard})
+                committed.pending = bool(conn.scalar(_MARK_CLEAN, {"shard": shard}))
             committed.add(result, notifications)
             committed.more = len(rows) == config.settlement_batch_size
             return committed
@@ -259,8 +277,6 @@ def _settle_rows(
         )
         for r in rows
     ]
-    if not candidates:
-        return BatchResult(), []
     wallets, read = batch_writes.read_wallets(
         conn, [w for t in candidates for w in (t.debit_wallet_id, t.credit_wallet_id)]
     )

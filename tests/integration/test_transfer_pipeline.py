@@ -177,6 +177,53 @@ def test_opposite_transfers_between_two_users_all_complete_without_deadlock(
     assert balance(db, alice) == Decimal(100) and balance(db, bob) == Decimal(100)
 
 
+def test_a_shard_whose_last_batch_died_settles_wallet_by_wallet_next(app, db, wiring) -> None:
+    """A worker killed mid-batch leaves its shard marked (`unclean_runs` 1, committed with the
+    batch's claim, before it wrote anything): the next run settles that shard wallet by wallet,
+    counting an attempt on each wallet's next transaction, and clears the mark."""
+    from app.services import settlement
+
+    sender, recipient = uuid.uuid4(), uuid.uuid4()
+    fund(app, sender, "5")
+    shard = wallet(db, sender).id.int % wiring.config.settlement_shards
+    # Hold the shard as a job would, so no worker job settles it while the crash is staged.
+    with db.engine.connect() as holder:
+        assert (
+            holder.scalar(
+                text("SELECT pg_advisory_lock(:ns, :shard)"),
+                {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
+            )
+            is not None
+        )
+        holder.commit()
+        with db.transaction() as session:
+            session.execute(
+                text(
+                    "INSERT INTO settlement_shards (shard, unclean_runs) VALUES (:shard, 1)"
+                    " ON CONFLICT (shard) DO UPDATE SET unclean_runs = 1"
+                ),
+                {"shard": shard},
+            )
+        [tx] = record_unchecked(app, sender, recipient, [Decimal(2)])
+        holder.execute(
+            text("SELECT pg_advisory_unlock(:ns, :shard)"),
+            {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
+        )
+        holder.commit()
+
+    settlement.run_shard(wiring, shard)  # a worker job may get there first: the same path
+    wait_settled(db, [tx])
+    with db.transaction() as session:
+        settled = session.get(Transaction, tx)
+        assert (settled.status, settled.attempts) == ("completed", 1)
+        marked = session.execute(
+            text("SELECT unclean_runs FROM settlement_shards WHERE shard = :shard"),
+            {"shard": shard},
+        ).scalar_one()
+    assert marked == 0
+    assert balance(db, sender) == Decimal(3) and balance(db, recipient) == Decimal(2)
+
+
 def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(
     app, client, db, wiring
 ) -> None:
