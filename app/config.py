@@ -127,7 +127,7 @@ class Config:
     )
     settlement_linger_seconds: float = setting(
         "SETTLEMENT_LINGER_SECONDS",
-        0.1,
+        0.25,
         "a shard with only a trickle of work waits this long between batches instead of"
         " spinning (bounds settlement latency; frees CPU for the API)",
     )
