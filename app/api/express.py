@@ -71,15 +71,20 @@ class ExpressLane:
         self.limits = app.extensions["limiter"]
         self.max_body = int(app.config["MAX_CONTENT_LENGTH"])
         self.schema = TransferRequestSchema()
-        # The Flask endpoint of each route: the rate-limit window is named after it.
+        # The Flask rule of each route: the rate-limit window is named after its endpoint, the
+        # access log and metrics after its pattern, as on the full path.
         urls = app.url_map.bind("localhost")
-        self.endpoints = {route: urls.match(route[1], route[0])[0] for route in (TRANSFER, WALLET)}
+        self.rules_of = {
+            route: urls.match(route[1], route[0], return_rule=True)[0]
+            for route in (TRANSFER, WALLET)
+        }
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         route = (environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""))
-        endpoint = self.endpoints.get(route)
-        if endpoint is None:
+        rule = self.rules_of.get(route)
+        if rule is None:
             return self.full(environ, start_response)
+        endpoint = rule.endpoint
         started = time.perf_counter()
         try:
             admitted = self._admit(route, environ)
@@ -112,7 +117,7 @@ class ExpressLane:
             response.headers.update(Window.of(item, *counted).headers())
             elapsed = time.perf_counter() - started
             observability.record(
-                route[0], route[1], route[1], response.status_code, elapsed, caller.user_id, ip
+                route[0], route[1], rule.rule, response.status_code, elapsed, caller.user_id, ip
             )
         finally:
             audit.client_ip.reset(ip_token)
