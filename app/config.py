@@ -60,7 +60,11 @@ class Config:
         " Security: database roles)",
         shown=f"{_MAKE_RUN}`{DEV_DATABASE_URL}`",
     )
-    database_pool_size: int = setting("DATABASE_POOL_SIZE", 5, "SQLAlchemy pool per process")
+    database_pool_size: int = setting(
+        "DATABASE_POOL_SIZE",
+        15,
+        "Most PostgreSQL connections a process opens (SQLAlchemy pool); each is kept once opened",
+    )
     redis_url: str = setting(
         "REDIS_URL",
         DEV_REDIS_URL,

@@ -25,11 +25,15 @@ PING_AFTER_IDLE_SECONDS = 5.0
 
 
 class Database:
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 15) -> None:
+        # At most `pool_size` connections, each kept once opened. Overflow connections are
+        # closed as soon as they are returned, and under gevent every burst of requests above
+        # the pool's size opened new PostgreSQL sessions, each costing the server far more CPU
+        # than a request (README, benchmarks: the connection pool).
         self.engine: Engine = create_engine(
             url,
             pool_size=pool_size,
-            max_overflow=pool_size * 2,
+            max_overflow=0,
             pool_recycle=1800,
             pool_use_lifo=True,  # the hot connections stay hot; idle ones age out (and get pinged)
             connect_args={"connect_timeout": 5},

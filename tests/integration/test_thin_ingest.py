@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import select, text
 
+from app.db import Database
 from app.domain.errors import WalletNotFoundError
 from app.domain.transactions import Kind
 from app.models import Transaction
@@ -93,6 +94,29 @@ def test_reads_are_one_statement_each(app: Any, client: Any, db: Any) -> None:
     assert detail.get_json()["status"] == "completed"
     assert [t["id"] for t in listing.get_json()["items"]] == [tx_id]
     assert [len(overview), len(one), len(page)] == [1, 1, 1]
+
+
+def test_a_burst_of_requests_reuses_the_sessions_it_opened(db: Any) -> None:
+    """A process opens at most its pool's size of PostgreSQL sessions and keeps them: a burst
+    above the size waits for a connection instead of opening sessions it closes right after
+    (each new session costs the server far more than a request, app/db.py)."""
+    pool = Database(db.engine.url.render_as_string(hide_password=False), pool_size=3)
+
+    def backend(_: int) -> int:
+        with pool.cursor() as cur:
+            row = cur.execute("SELECT pg_backend_pid(), pg_sleep(0.05)").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    try:
+        with ThreadPoolExecutor(8) as burst:
+            first = set(burst.map(backend, range(16)))
+        with ThreadPoolExecutor(8) as burst:
+            second = set(burst.map(backend, range(16)))
+    finally:
+        pool.dispose()
+    assert len(first) == 3
+    assert second == first
 
 
 def test_a_transfer_is_accepted_while_settlement_holds_both_wallets_locked(
