@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from app.models import Transaction, Wallet
+from app.services.recording import shard_of
 from tests.support import (
     balance,
     fund,
@@ -92,7 +93,7 @@ def test_a_poison_transaction_fails_after_bounded_attempts_instead_of_looping(
     try:
         [poison] = record_unchecked(app, sender, whale, [Decimal(1)])
         [later] = record_unchecked(app, sender, normal, [Decimal(1)])
-        shard = wallet(db, sender).id.int % wiring.config.settlement_shards
+        shard = shard_of(wallet(db, sender).id, wiring.config.settlement_shards)
 
         def done() -> bool:
             wiring.queue.kick_settlement(shard, force=True)

@@ -100,7 +100,7 @@ def test_pending_debits_count_against_the_available_balance(app, client, db, wir
     alice, bob = uuid.uuid4(), uuid.uuid4()
     fund(app, alice, "10")
     provision(app, bob)
-    shard = wallet(db, alice).id.int % wiring.config.settlement_shards
+    shard = shard_of(wallet(db, alice).id, wiring.config.settlement_shards)
     with db.engine.connect() as hold:  # keep settlement off alice's shard
         hold.execute(text("SELECT pg_advisory_lock(7301, :s)"), {"s": shard})
         assert post_transfer(client, alice, bob, "6").status_code == 202
@@ -138,7 +138,7 @@ def test_two_hundred_interleaved_transfers_settle_in_seq_order_and_only_the_late
     ids: list[uuid.UUID] = []
     for batch in range(40):  # interleave recipients; 200 transfers of 1
         ids += record_unchecked(app, sender, recipients[batch % 5], [Decimal(1)] * 5)
-    shard = wallet(db, sender).id.int % wiring.config.settlement_shards
+    shard = shard_of(wallet(db, sender).id, wiring.config.settlement_shards)
     for _ in range(8):  # duplicate jobs race on the 4 worker threads
         wiring.queue.kick_settlement(shard, force=True)
     wait_settled(db, ids, timeout=60)
@@ -185,7 +185,7 @@ def test_a_shard_whose_last_batch_died_settles_wallet_by_wallet_next(app, db, wi
 
     sender, recipient = uuid.uuid4(), uuid.uuid4()
     fund(app, sender, "5")
-    shard = wallet(db, sender).id.int % wiring.config.settlement_shards
+    shard = shard_of(wallet(db, sender).id, wiring.config.settlement_shards)
     # Hold the shard as a job would, so no worker job settles it while the crash is staged.
     with db.engine.connect() as holder:
         holder.execute(
@@ -228,7 +228,7 @@ def test_a_redelivered_or_duplicated_settlement_task_changes_nothing(
     fund(app, alice, "10")
     provision(app, bob)
     tx_id = post_transfer(client, alice, bob, "3", Prefer="wait=5").get_json()["transaction_id"]
-    shard = wallet(db, alice).id.int % wiring.config.settlement_shards
+    shard = shard_of(wallet(db, alice).id, wiring.config.settlement_shards)
     with db.transaction() as session:
         before = session.scalar(select(func.count()).select_from(LedgerEntry))
     for _ in range(5):
