@@ -81,6 +81,48 @@ def assess(
 
 
 @dataclass
+class VelocityBounds:
+    """Upper bounds of each sender's velocity figures (debits and holds of the last hour: count,
+    amount), kept by one settlement job for as long as it owns its shard, so that most batches
+    need not count a sender's last hour again: that count grows with how much the sender sends,
+    and it was most of a batch's screening time.
+
+    They stay upper bounds: while the job owns the shard, only the job adds to a sender's
+    screened debits (a wallet is debited by its own shard's job only; an admin releasing a hold
+    or a withdrawal completing on chain changes a transaction already counted), and everything
+    else only lowers the real figures (an admin's rejection, a failed withdrawal, the hour
+    moving on). A batch's decisions are added as it makes them, and kept even when the batch
+    then rolls back: the bound is only looser.
+
+    Decisions stay exactly those of the real figures: a debit trips velocity when count + 1 or
+    amount + its amount goes over a limit. When the bound plus everything the batch could add
+    stays within both limits, no debit of the batch trips either, whatever the real figures are;
+    otherwise the sender is counted again (`needs_count`)."""
+
+    thresholds: FraudThresholds
+    bounds: dict[uuid.UUID, tuple[int, Decimal]] = field(default_factory=dict)
+
+    def needs_count(self, sender: uuid.UUID, amounts: list[Decimal]) -> bool:
+        """Whether the batch's screened debits of `sender` (`amounts`) need the real figures."""
+        bound = self.bounds.get(sender)
+        if bound is None:
+            return True
+        count, total = bound
+        return (
+            count + len(amounts) > self.thresholds.velocity_count
+            or total + sum(amounts, Decimal(0)) > self.thresholds.velocity_amount
+        )
+
+    def bound(self, sender: uuid.UUID) -> tuple[int, Decimal]:
+        return self.bounds[sender]
+
+    def remember(self, screening: Screening) -> None:
+        """After a batch has been decided: its senders' figures, with what it added."""
+        for sender, stats in screening.senders.items():
+            self.bounds[sender] = (stats.hour_count, stats.hour_amount)
+
+
+@dataclass
 class Screening:
     """The fraud view of one settlement batch: loaded stats, updated as the batch settles."""
 

@@ -19,8 +19,10 @@ rows for its final write and commit, not while it reads, decides and writes the 
 Fraud screening is part of the same batch: the senders' recent debits, their history and the
 recipients they already paid are read with two set-based queries for the whole batch
 (`_SENDER_STATS`, `_KNOWN_PAIRS`), and the domain holds what trips a rule (status HELD, money
-still reserved). Holds, their audit entries and the notifications to the sender and every admin
-are written in the batch's transaction and pushed after its commit.
+still reserved). A sender's last hour is counted again only when the bound the job keeps of it
+(`VelocityBounds`) is too close to a velocity limit for the batch. Holds, their audit entries
+and the notifications to the sender and every admin are written in the batch's transaction and
+pushed after its commit.
 
 Ordering comes from the database: a wallet's debits settle strictly in `seq` order because only
 `settled_seq + 1` may settle next, whatever the queue does. Redelivered or duplicate jobs find
@@ -53,6 +55,7 @@ from app import metrics
 from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.accounts import Role
+from app.domain.fraud import VelocityBounds
 from app.domain.settlement import BatchResult, PendingTx, fail_unsettled, settle_batch
 from app.domain.transactions import FailureReason, Status
 from app.queue import PROCESS_WITHDRAWAL
@@ -134,10 +137,12 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
         while True:
             if not _try_lock(conn, shard):
                 return report  # another job owns the shard; it re-checks after unlocking
+            # Valid while this job owns the shard, so started afresh with each lock.
+            bounds = VelocityBounds(screening.thresholds(config))
             try:
                 while time.monotonic() < deadline:
                     with _no_cyclic_gc():
-                        committed = _settle_next(conn, config, shard)
+                        committed = _settle_next(conn, config, shard, bounds)
                     if committed.idle:
                         break
                     committed.observe()
@@ -241,7 +246,7 @@ class Committed:
             metrics.SETTLEMENT_LATENCY.observe((now - created_at).total_seconds())
 
 
-def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
+def _settle_next(conn: Connection, config: Config, shard: int, bounds: VelocityBounds) -> Committed:
     """One batch (or, after a crash, one wallet-by-wallet pass) of the shard; `idle` when
     nothing was pending."""
     with conn.begin():
@@ -252,7 +257,7 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
     if rows[0].unclean_runs <= 1:
         try:
             with conn.begin():
-                result, notifications = _settle_rows(conn, rows, config)
+                result, notifications = _settle_rows(conn, rows, config, bounds)
                 committed.pending = bool(conn.scalar(_MARK_CLEAN, {"shard": shard}))
             committed.add(result, notifications)
             committed.more = len(rows) == config.settlement_batch_size
@@ -263,13 +268,13 @@ def _settle_next(conn: Connection, config: Config, shard: int) -> Committed:
             log.exception("batch settlement of shard %s failed; isolating wallets", shard)
         except batch_writes.ConcurrentChangeError:
             log.warning("concurrent change while settling shard %s; isolating wallets", shard)
-    _settle_isolated(conn, config, shard, committed)
+    _settle_isolated(conn, config, shard, committed, bounds)
     committed.more = True
     return committed
 
 
 def _settle_rows(
-    conn: Connection, rows: Sequence[Row[Any]], config: Config
+    conn: Connection, rows: Sequence[Row[Any]], config: Config, bounds: VelocityBounds
 ) -> tuple[BatchResult, list[tuple[int, uuid.UUID]]]:
     candidates = [
         PendingTx(
@@ -280,12 +285,9 @@ def _settle_rows(
     wallets, read = batch_writes.read_wallets(
         conn, [w for t in candidates for w in (t.debit_wallet_id, t.credit_wallet_id)]
     )
-    result = settle_batch(
-        wallets,
-        candidates,
-        screening.load(conn, config, wallets, candidates),
-        notify_outcomes=False,
-    )
+    screened = screening.load(conn, config, wallets, candidates, bounds)
+    result = settle_batch(wallets, candidates, screened, notify_outcomes=False)
+    bounds.remember(screened)
     if not result.outcomes:
         return result, []
     if result.holds:
@@ -299,7 +301,9 @@ def _settle_rows(
     return result, written
 
 
-def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Committed) -> None:
+def _settle_isolated(
+    conn: Connection, config: Config, shard: int, committed: Committed, bounds: VelocityBounds
+) -> None:
     """Wallet by wallet, each in its own transaction, so one poison transaction cannot block (or
     crash-loop) the rest. A wallet's next transaction that has used up its attempts fails."""
     with conn.begin():
@@ -329,7 +333,7 @@ def _settle_isolated(conn: Connection, config: Config, shard: int, committed: Co
                         _WALLET_CANDIDATES,
                         {"wallet_id": wallet_id, "limit": config.settlement_batch_size},
                     ).all()
-                    result, written = _settle_rows(conn, rows, config)
+                    result, written = _settle_rows(conn, rows, config, bounds)
             committed.add(result, written)
         except (DBAPIError, batch_writes.ConcurrentChangeError) as exc:
             if isinstance(exc, DBAPIError) and exc.connection_invalidated:

@@ -1,16 +1,18 @@
 """Fraud holds end to end: settlement holds a suspicious debit (money kept reserved), admins are
 told, list the queue and release or reject it; later debits settle against what remains."""
 
+import dataclasses
+import threading
 import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from solders.keypair import Keypair
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from app.models import AuditLog, Transaction
-from app.services import withdrawals
+from app.services import settlement, withdrawals
 from app.services.recording import shard_of
 from tests.chain_support import token_account, token_balance
 from tests.support import (
@@ -287,4 +289,63 @@ def test_an_admin_cannot_decide_a_hold_on_their_own_transaction(app, client, db,
     decided = client.post(url, headers=auth(_admin(app), "admin"))
     assert decided.status_code == 200, decided.get_json()
     assert status_of(db, tx_id) == ("completed" if decision == "release" else "failed")
+    _ledger_ok(app)
+
+
+def _shard_idle(db, shard: int) -> bool:
+    """No settlement job holds `shard` (one may linger after settling the test's funding)."""
+    with db.engine.begin() as conn:
+        taken = conn.scalar(
+            text("SELECT pg_try_advisory_lock(:ns, :shard)"),
+            {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
+        )
+        if taken:
+            conn.execute(
+                text("SELECT pg_advisory_unlock(:ns, :shard)"),
+                {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
+            )
+        return bool(taken)
+
+
+def test_velocity_holds_are_exact_while_a_job_counts_a_senders_hour_only_near_the_limit(
+    app, db, wiring
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "100")
+    provision(app, bob)
+    alice_wallet = wallet(db, alice).id
+    # four batches of two in one job; the fifth debit of the hour is the last one allowed
+    job = dataclasses.replace(
+        wiring, config=wiring.config.replace(fraud_velocity_count=5, settlement_batch_size=2)
+    )
+    shard = shard_of(alice_wallet, job.config.settlement_shards)
+    wait_until(lambda: _shard_idle(db, shard))
+    sent = record_unchecked(app, alice, bob, [Decimal(1)] * 8)
+
+    counted: list[bool] = []  # per batch: whether alice's last hour was counted
+    here = threading.get_ident()
+
+    def spy(_conn, _cursor, statement, parameters, _context, _many) -> None:
+        if threading.get_ident() == here and "count_hour" in statement:
+            ids, flags = parameters["ids"], parameters["count_hour"]
+            counted.extend(f for i, f in zip(ids, flags, strict=True) if i == alice_wallet)
+
+    event.listen(db.engine, "before_cursor_execute", spy)
+    try:
+        while settlement.run_shard(job, shard).settled == 0:  # until this thread gets the shard
+            assert status_of(db, sent[0]) == "pending"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", spy)
+
+    with db.transaction() as session:
+        outcomes = [
+            (t.status, t.failure_reason)
+            for t in session.scalars(
+                select(Transaction).where(Transaction.id.in_(sent)).order_by(Transaction.seq)
+            )
+        ]
+    assert outcomes == [("completed", None)] * 5 + [("held", "velocity_count")] * 3
+    # counted when first seen and again near the limit, not in the batch that stayed far from it
+    assert counted == [True, False, True, True]
+    assert balance(db, alice) == Decimal("95") and balance(db, bob) == Decimal("5")
     _ledger_ok(app)

@@ -1,7 +1,14 @@
 import uuid
 from decimal import Decimal
 
-from app.domain.fraud import FraudThresholds, Screening, SenderStats, assess, is_screened
+from app.domain.fraud import (
+    FraudThresholds,
+    Screening,
+    SenderStats,
+    VelocityBounds,
+    assess,
+    is_screened,
+)
 from app.domain.transactions import FraudReason
 
 LIMITS = FraudThresholds(
@@ -93,3 +100,23 @@ def test_earlier_transactions_of_the_batch_count_towards_velocity_history_and_re
     assert screening.check("transfer", sender, recipient, Decimal("1")) is (
         FraudReason.VELOCITY_COUNT
     )
+
+
+def test_a_senders_velocity_bound_is_used_only_while_no_debit_of_the_batch_could_trip_a_limit() -> (
+    None
+):
+    sender, recipient = uuid.uuid4(), uuid.uuid4()
+    bounds = VelocityBounds(LIMITS)
+    assert bounds.needs_count(sender, [Decimal("1")])  # never counted yet
+
+    screening = Screening(LIMITS, {sender: SenderStats(6, Decimal("600"))})
+    screening.debited("transfer", sender, recipient, Decimal("100"))
+    screening.held(sender, Decimal("50"))
+    bounds.remember(screening)
+    assert bounds.bound(sender) == (8, Decimal("750"))  # what was counted plus the batch
+
+    # 8 + 2 debits reach the count limit (10, this one included) without going over it
+    assert not bounds.needs_count(sender, [Decimal("1"), Decimal("249")])
+    assert bounds.needs_count(sender, [Decimal("1"), Decimal("1"), Decimal("1")])  # 11
+    assert bounds.needs_count(sender, [Decimal("250.000001")])  # 1000.000001 > 1000
+    assert bounds.needs_count(uuid.uuid4(), [])
