@@ -398,6 +398,9 @@ class SettlementShard(Base):
 
     shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     unclean_runs: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Until when a job running on the shard will still look for pending work (migration 0017):
+    # meanwhile an accepted request needs no kick (`settlement_running`).
+    running_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class WalletChallenge(Base):

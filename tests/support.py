@@ -104,6 +104,18 @@ def entries_of(db: Any, tx_id: Any) -> list[tuple[uuid.UUID, Decimal]]:
     return [(r[0], r[1]) for r in rows]
 
 
+def shard_idle(db: Any, shard: int) -> bool:
+    """No settlement job holds `shard` (one may linger after settling a test's funding)."""
+    from app.services.settlement import ADVISORY_NAMESPACE
+
+    lock = {"ns": ADVISORY_NAMESPACE, "shard": shard}
+    with db.engine.begin() as conn:
+        taken = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :shard)"), lock))
+        if taken:
+            conn.execute(text("SELECT pg_advisory_unlock(:ns, :shard)"), lock)
+        return taken
+
+
 def provision(app: Any, user_id: uuid.UUID) -> uuid.UUID:
     return app.extensions["wallet"].provisioner.wallet_id_for(user_id, "user")
 

@@ -51,6 +51,9 @@ ACCEPT = """
         %(expires_at)s::timestamptz, %(locked_until)s::timestamptz, %(response_status)s::int,
         %(response)s::jsonb, %(request_id)s::text, %(ip)s::text)
 """
+# `submit`'s form: also whether a settlement job is running on the new transactions' shard and
+# will look for pending work after this commits (migration 0017); then it needs no kick.
+ACCEPT_SEEN = f"SELECT a.*, settlement_running(a.shard) AS settling FROM ({ACCEPT}) AS a"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,12 @@ Ordering comes from the database: a wallet's debits settle strictly in `seq` ord
 `settled_seq + 1` may settle next, whatever the queue does. Redelivered or duplicate jobs find
 nothing pending (status compare-and-set) and change nothing.
 
+Kicks: an accepted request kicks its shard (one queued job per burst) unless a job is running
+on it. A job says so in `settlement_shards.running_until` while it owns the shard, and ends its
+run by clearing it under `RUN_NAMESPACE`, which every accept that read it holds shared until it
+commits (migration 0017); only then does the job look for pending work one last time. So a
+request that saw the job running is found by it, and one that did not kicks.
+
 Crash safety: before each batch the shard's `unclean_runs` is incremented and committed; the batch
 resets it. A value above 1 means a previous run died mid-batch, so the next run settles wallet by
 wallet, counting attempts on each wallet's next transaction, and fails a transaction that keeps
@@ -64,10 +70,18 @@ from app.services import batch_writes, notifications, screening
 log = logging.getLogger(__name__)
 
 ADVISORY_NAMESPACE = 7301
+# Ending a run (migration 0017): an accept holds it shared from reading `running_until` until it
+# commits; a job takes it exclusively to clear the flag, so its last look for pending work comes
+# after every accept that saw it running.
+RUN_NAMESPACE = 7302
+# A running job's word holds this much longer than its linger between batches: given when it
+# takes the shard and again by each batch's claim; a job that dies lets it lapse.
+RUN_NOTICE_SECONDS = 2.0
 
 # The shard's oldest pending transactions, and — only when there are any — the shard marked as
-# running a batch (`unclean_runs` + 1, committed before the batch writes anything): one round trip
-# both finds the work and arms crash detection, and finding none changes nothing.
+# running a batch (`unclean_runs` + 1, committed before the batch writes anything; the running
+# notice renewed): one round trip both finds the work and arms crash detection, and finding none
+# changes nothing.
 _CLAIM = text(
     """
     WITH candidates AS (
@@ -77,9 +91,11 @@ _CLAIM = text(
          ORDER BY created_at
          LIMIT :limit
     ), marked AS (
-        INSERT INTO settlement_shards (shard, unclean_runs)
-        SELECT :shard, 1 WHERE EXISTS (SELECT 1 FROM candidates)
-        ON CONFLICT (shard) DO UPDATE SET unclean_runs = settlement_shards.unclean_runs + 1
+        INSERT INTO settlement_shards (shard, unclean_runs, running_until)
+        SELECT :shard, 1, now() + make_interval(secs => :notice)
+         WHERE EXISTS (SELECT 1 FROM candidates)
+        ON CONFLICT (shard) DO UPDATE SET unclean_runs = settlement_shards.unclean_runs + 1,
+                                          running_until = EXCLUDED.running_until
         RETURNING unclean_runs
     )
     SELECT (SELECT unclean_runs FROM marked) AS unclean_runs, c.*
@@ -96,6 +112,15 @@ _MARK_CLEAN = text(
                        WHERE status = 'pending' AND stage IS NULL AND shard = :shard) AS pending
     """
 )
+# The job is running on the shard: accepts meanwhile need no kick (`settlement_running`).
+_START_RUN = text(
+    """
+    INSERT INTO settlement_shards (shard, running_until)
+    VALUES (:shard, now() + make_interval(secs => :notice))
+    ON CONFLICT (shard) DO UPDATE SET running_until = EXCLUDED.running_until
+    """
+)
+_END_RUN = text("UPDATE settlement_shards SET running_until = NULL WHERE shard = :shard")
 _WALLET_CANDIDATES = text(
     """
     SELECT id, debit_wallet_id, credit_wallet_id, amount, seq, created_at, kind
@@ -140,6 +165,7 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
             # Valid while this job owns the shard, so started afresh with each lock.
             bounds = VelocityBounds(screening.thresholds(config))
             try:
+                _start_run(conn, config, shard)
                 while time.monotonic() < deadline:
                     with _no_cyclic_gc():
                         committed = _settle_next(conn, config, shard, bounds)
@@ -163,15 +189,37 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                     # processes and left another shard unsettled for hundreds of milliseconds.
                     time.sleep(config.settlement_linger_seconds)
             finally:
-                _unlock(conn, shard)
-            # Re-check after unlocking: work committed while we held the lock may have had its
-            # own job skip the shard because we were on it.
+                try:
+                    _end_run(conn, shard)
+                finally:
+                    _unlock(conn, shard)
+            # Re-check after the run ended: work committed while we held the shard may have had
+            # its own job skip it, or have seen us running and not kicked at all.
             if not _pending(conn, shard):
                 return report
             if time.monotonic() >= deadline:
                 report.more = True
                 wiring.queue.kick_settlement(shard, force=True)
                 return report
+
+
+def _notice(config: Config) -> float:
+    return config.settlement_linger_seconds + RUN_NOTICE_SECONDS
+
+
+def _start_run(conn: Connection, config: Config, shard: int) -> None:
+    conn.execute(_START_RUN, {"shard": shard, "notice": _notice(config)})
+    conn.commit()
+
+
+def _end_run(conn: Connection, shard: int) -> None:
+    """Clear the shard's running flag once every accept that saw it set has committed."""
+    conn.rollback()
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(:ns, :shard)"), {"ns": RUN_NAMESPACE, "shard": shard}
+    )
+    conn.execute(_END_RUN, {"shard": shard})
+    conn.commit()
 
 
 def _pending(conn: Connection, shard: int) -> bool:
@@ -250,7 +298,10 @@ def _settle_next(conn: Connection, config: Config, shard: int, bounds: VelocityB
     """One batch (or, after a crash, one wallet-by-wallet pass) of the shard; `idle` when
     nothing was pending."""
     with conn.begin():
-        rows = conn.execute(_CLAIM, {"shard": shard, "limit": config.settlement_batch_size}).all()
+        rows = conn.execute(
+            _CLAIM,
+            {"shard": shard, "limit": config.settlement_batch_size, "notice": _notice(config)},
+        ).all()
     committed = Committed(idle=not rows)
     if not rows:
         return committed

@@ -19,7 +19,7 @@ from app.domain.transactions import Status
 from app.models import LedgerEntry, Transaction
 from app.services import idempotency
 from app.services.idempotency import Reply
-from app.services.recording import ACCEPT, Submission, accept_params, refusals
+from app.services.recording import ACCEPT_SEEN, Submission, accept_params, refusals
 
 
 def submit(
@@ -34,9 +34,10 @@ def submit(
     view_wallet_id: uuid.UUID | None = None,
 ) -> Reply:
     """Accept `submission` once per idempotency key in one database round trip, then kick
-    settlement; a repeated key answers what the first request answered. `reply` builds the
-    answer from the new transaction ids (default: 202 PENDING for the one transaction).
-    Optionally wait for the (single) transaction to settle and answer its final state."""
+    settlement unless a job running on its shard will find it; a repeated key answers what the
+    first request answered. `reply` builds the answer from the new transaction ids (default:
+    202 PENDING for the one transaction). Optionally wait for the (single) transaction to
+    settle and answer its final state."""
     config = wiring.config
     ids = submission.new_ids()
     accepted = reply(ids) if reply else pending_reply(ids[0])
@@ -52,7 +53,7 @@ def submit(
         response=json_rows(accepted.body),
     )
     with wiring.db.cursor() as cur, refusals():
-        row = cur.execute(ACCEPT, params).fetchone()
+        row = cur.execute(ACCEPT_SEEN, params).fetchone()
     assert row is not None
     if row.key_id is None:
         return idempotency.replay(
@@ -62,7 +63,8 @@ def submit(
             row.replay_locked_until,
             Reply(row.replay_status, row.replay_body, replayed=True),
         )
-    wiring.queue.kick_settlement(row.shard)
+    if not row.settling:  # a job running on the shard will find it (app/services/settlement.py)
+        wiring.queue.kick_settlement(row.shard)
     if not wait_seconds:
         return accepted
     final = accepted

@@ -23,6 +23,7 @@ from tests.support import (
     post_transfer,
     provision,
     record_unchecked,
+    shard_idle,
     status_of,
     wait_settled,
     wait_until,
@@ -292,21 +293,6 @@ def test_an_admin_cannot_decide_a_hold_on_their_own_transaction(app, client, db,
     _ledger_ok(app)
 
 
-def _shard_idle(db, shard: int) -> bool:
-    """No settlement job holds `shard` (one may linger after settling the test's funding)."""
-    with db.engine.begin() as conn:
-        taken = conn.scalar(
-            text("SELECT pg_try_advisory_lock(:ns, :shard)"),
-            {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
-        )
-        if taken:
-            conn.execute(
-                text("SELECT pg_advisory_unlock(:ns, :shard)"),
-                {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
-            )
-        return bool(taken)
-
-
 def test_velocity_holds_are_exact_while_a_job_counts_a_senders_hour_only_near_the_limit(
     app, db, wiring
 ) -> None:
@@ -319,7 +305,7 @@ def test_velocity_holds_are_exact_while_a_job_counts_a_senders_hour_only_near_th
         wiring, config=wiring.config.replace(fraud_velocity_count=5, settlement_batch_size=2)
     )
     shard = shard_of(alice_wallet, job.config.settlement_shards)
-    wait_until(lambda: _shard_idle(db, shard))
+    wait_until(lambda: shard_idle(db, shard))
     sent = record_unchecked(app, alice, bob, [Decimal(1)] * 8)
 
     counted: list[bool] = []  # per batch: whether alice's last hour was counted

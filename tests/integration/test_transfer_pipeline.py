@@ -1,14 +1,18 @@
 """Transfers end to end: HTTP → PENDING → real Celery worker → COMPLETED/FAILED."""
 
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
+from app.domain.transactions import Kind
 from app.models import LedgerEntry, Transaction
-from app.services.recording import shard_of
+from app.services import settlement
+from app.services.recording import Line, Submission, record, shard_of
 from tests.support import (
     auth,
     balance,
@@ -17,8 +21,10 @@ from tests.support import (
     post_transfer,
     provision,
     record_unchecked,
+    shard_idle,
     status_of,
     wait_settled,
+    wait_until,
     wallet,
 )
 
@@ -293,3 +299,101 @@ def test_an_unreachable_database_answers_503_to_a_transfer(config) -> None:
     response = post_transfer(offline.test_client(), uuid.uuid4(), uuid.uuid4(), "1")
     assert response.status_code == 503
     assert response.get_json()["code"] == "service_unavailable"
+
+
+def _running_until(db: Any, shard: int) -> Any:
+    with db.engine.begin() as conn:
+        return conn.scalar(
+            text("SELECT running_until FROM settlement_shards WHERE shard = :shard"),
+            {"shard": shard},
+        )
+
+
+def _kicks(wiring: Any, monkeypatch: Any) -> list[int]:
+    """The shards kicked from now on (the kicks still happen)."""
+    kicked: list[int] = []
+    original = wiring.queue.kick_settlement
+
+    def kick(shard: int, *, force: bool = False) -> None:
+        kicked.append(shard)
+        original(shard, force=force)
+
+    monkeypatch.setattr(wiring.queue, "kick_settlement", kick)
+    return kicked
+
+
+def test_a_transfer_accepted_while_a_job_runs_on_its_shard_is_left_to_that_job(
+    app, client, db, wiring, monkeypatch
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    shard = shard_of(wallet(db, alice).id, wiring.config.settlement_shards)
+    wait_until(lambda: shard_idle(db, shard))
+    kicked = _kicks(wiring, monkeypatch)
+    # A job on the shard has said it is running (as `run_shard` does when it takes a shard).
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO settlement_shards (shard, running_until)"
+                " VALUES (:shard, now() + interval '1 minute')"
+                " ON CONFLICT (shard) DO UPDATE SET running_until = EXCLUDED.running_until"
+            ),
+            {"shard": shard},
+        )
+
+    left = post_transfer(client, alice, bob, "3")
+    assert left.status_code == 202 and kicked == []
+    assert status_of(db, left.get_json()["transaction_id"]) == "pending"
+    # That job settles it and ends its run; the next transfer kicks again.
+    assert settlement.run_shard(wiring, shard).settled == 1
+    assert status_of(db, left.get_json()["transaction_id"]) == "completed"
+    assert _running_until(db, shard) is None
+    kicked_one = post_transfer(client, alice, bob, "2")
+    assert kicked_one.status_code == 202 and kicked == [shard]
+    wait_settled(db, [kicked_one.get_json()["transaction_id"]])
+    assert balance(db, alice) == Decimal(5) and balance(db, bob) == Decimal(5)
+
+
+def test_a_job_ends_its_run_after_the_accepts_that_saw_it_running_and_then_settles_them(
+    app, db, wiring
+) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    bob_wallet = provision(app, bob)
+    alice_wallet = wallet(db, alice).id
+    shard = shard_of(alice_wallet, wiring.config.settlement_shards)
+    wait_until(lambda: shard_idle(db, shard))
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO settlement_shards (shard, running_until)"
+                " VALUES (:shard, now() + interval '1 minute')"
+                " ON CONFLICT (shard) DO UPDATE SET running_until = EXCLUDED.running_until"
+            ),
+            {"shard": shard},
+        )
+    reports: list[settlement.RunReport] = []
+    job = threading.Thread(target=lambda: reports.append(settlement.run_shard(wiring, shard)))
+
+    # An accept that sees the job running, not yet committed when the job finds nothing to do.
+    with db.engine.connect() as accept:
+        transaction = accept.begin()
+        [tx_id] = record(
+            accept,
+            Submission(Kind.TRANSFER, [Line(bob_wallet, Decimal(4))], alice,
+                       debit_wallet_id=alice_wallet),
+            wiring.config.settlement_shards,
+        ).transaction_ids  # fmt: skip
+        seen = accept.scalar(text("SELECT settlement_running(:shard)"), {"shard": shard})
+        assert seen is True
+        job.start()
+        job.join(1.0)
+        assert job.is_alive()  # its run cannot end before this accept commits
+        transaction.commit()
+    job.join(30)
+
+    assert not job.is_alive() and reports[0].settled == 1
+    assert status_of(db, tx_id) == "completed"
+    assert balance(db, alice) == Decimal(6) and balance(db, bob) == Decimal(4)
+    assert _running_until(db, shard) is None
