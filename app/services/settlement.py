@@ -164,8 +164,7 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                 return report  # another job owns the shard; it re-checks after unlocking
             # Valid while this job owns the shard, so started afresh with each lock.
             bounds = VelocityBounds(screening.thresholds(config))
-            try:
-                _start_run(conn, config, shard)
+            with _run(conn, wiring, shard):
                 while time.monotonic() < deadline:
                     with _no_cyclic_gc():
                         committed = _settle_next(conn, config, shard, bounds)
@@ -188,11 +187,6 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                     # jobs taking turns on one shard during each other's pauses held both
                     # processes and left another shard unsettled for hundreds of milliseconds.
                     time.sleep(config.settlement_linger_seconds)
-            finally:
-                try:
-                    _end_run(conn, shard)
-                finally:
-                    _unlock(conn, shard)
             # Re-check after the run ended: work committed while we held the shard may have had
             # its own job skip it, or have seen us running and not kicked at all.
             if not _pending(conn, shard):
@@ -201,6 +195,27 @@ def run_shard(wiring: Wiring, shard: int) -> RunReport:
                 report.more = True
                 wiring.queue.kick_settlement(shard, force=True)
                 return report
+
+
+@contextlib.contextmanager
+def _run(conn: Connection, wiring: Wiring, shard: int) -> Iterator[None]:
+    """The job's run on a shard it has locked: flagged running while it lasts; however it ends,
+    the run is ended and the shard unlocked, and a run that failed hands the shard to a fresh
+    job (requests that saw it running did not kick)."""
+    failed = True
+    try:
+        _start_run(conn, wiring.config, shard)
+        yield
+        failed = False
+    finally:
+        try:
+            try:
+                _end_run(conn, shard)
+            finally:
+                _unlock(conn, shard)
+        finally:
+            if failed:
+                wiring.queue.kick_settlement(shard, force=True)
 
 
 def _notice(config: Config) -> float:

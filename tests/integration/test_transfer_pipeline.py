@@ -397,3 +397,28 @@ def test_a_job_ends_its_run_after_the_accepts_that_saw_it_running_and_then_settl
     assert status_of(db, tx_id) == "completed"
     assert balance(db, alice) == Decimal(6) and balance(db, bob) == Decimal(4)
     assert _running_until(db, shard) is None
+
+
+def test_a_run_that_fails_hands_its_shard_to_a_fresh_job(app, db, wiring, monkeypatch) -> None:
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    fund(app, alice, "10")
+    provision(app, bob)
+    shard = shard_of(wallet(db, alice).id, wiring.config.settlement_shards)
+    wait_until(lambda: shard_idle(db, shard))
+    [tx_id] = record_unchecked(app, alice, bob, [Decimal(3)])
+    kicked = _kicks(wiring, monkeypatch)
+    here, settle_next = threading.get_ident(), settlement._settle_next
+
+    def broken_here(*args: Any) -> Any:  # the worker's own jobs are unaffected
+        if threading.get_ident() == here:
+            raise RuntimeError("a bug in a batch")
+        return settle_next(*args)
+
+    monkeypatch.setattr(settlement, "_settle_next", broken_here)
+    with pytest.raises(RuntimeError):
+        settlement.run_shard(wiring, shard)
+
+    # accepts that saw the run did not kick, so the failed run kicked for them
+    assert kicked == [shard] and _running_until(db, shard) is None
+    wait_settled(db, [tx_id])
+    assert status_of(db, tx_id) == "completed" and balance(db, bob) == Decimal(3)
