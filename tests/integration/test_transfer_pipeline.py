@@ -301,6 +301,19 @@ def test_an_unreachable_database_answers_503_to_a_transfer(config) -> None:
     assert response.get_json()["code"] == "service_unavailable"
 
 
+def _say_running(db: Any, shard: int) -> None:
+    """What a job says when it takes `shard` (`run_shard`), for a minute."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO settlement_shards (shard, running_until)"
+                " VALUES (:shard, now() + interval '1 minute')"
+                " ON CONFLICT (shard) DO UPDATE SET running_until = EXCLUDED.running_until"
+            ),
+            {"shard": shard},
+        )
+
+
 def _running_until(db: Any, shard: int) -> Any:
     with db.engine.begin() as conn:
         return conn.scalar(
@@ -331,16 +344,7 @@ def test_a_transfer_accepted_while_a_job_runs_on_its_shard_is_left_to_that_job(
     shard = shard_of(wallet(db, alice).id, wiring.config.settlement_shards)
     wait_until(lambda: shard_idle(db, shard))
     kicked = _kicks(wiring, monkeypatch)
-    # A job on the shard has said it is running (as `run_shard` does when it takes a shard).
-    with db.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO settlement_shards (shard, running_until)"
-                " VALUES (:shard, now() + interval '1 minute')"
-                " ON CONFLICT (shard) DO UPDATE SET running_until = EXCLUDED.running_until"
-            ),
-            {"shard": shard},
-        )
+    _say_running(db, shard)  # as a job on the shard does when it takes it
 
     left = post_transfer(client, alice, bob, "3")
     assert left.status_code == 202 and kicked == []
@@ -364,15 +368,7 @@ def test_a_job_ends_its_run_after_the_accepts_that_saw_it_running_and_then_settl
     alice_wallet = wallet(db, alice).id
     shard = shard_of(alice_wallet, wiring.config.settlement_shards)
     wait_until(lambda: shard_idle(db, shard))
-    with db.engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO settlement_shards (shard, running_until)"
-                " VALUES (:shard, now() + interval '1 minute')"
-                " ON CONFLICT (shard) DO UPDATE SET running_until = EXCLUDED.running_until"
-            ),
-            {"shard": shard},
-        )
+    _say_running(db, shard)
     reports: list[settlement.RunReport] = []
     job = threading.Thread(target=lambda: reports.append(settlement.run_shard(wiring, shard)))
 
