@@ -106,13 +106,12 @@ def entries_of(db: Any, tx_id: Any) -> list[tuple[uuid.UUID, Decimal]]:
 
 def shard_idle(db: Any, shard: int) -> bool:
     """No settlement job holds `shard` (one may linger after settling a test's funding)."""
-    from app.services.settlement import ADVISORY_NAMESPACE
+    from app.services import settlement
 
-    lock = {"ns": ADVISORY_NAMESPACE, "shard": shard}
-    with db.engine.begin() as conn:
-        taken = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:ns, :shard)"), lock))
+    with db.engine.connect() as conn:
+        taken = settlement._try_lock(conn, shard)
         if taken:
-            conn.execute(text("SELECT pg_advisory_unlock(:ns, :shard)"), lock)
+            settlement._unlock(conn, shard)
         return taken
 
 

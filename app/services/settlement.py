@@ -202,20 +202,19 @@ def _run(conn: Connection, wiring: Wiring, shard: int) -> Iterator[None]:
     """The job's run on a shard it has locked: flagged running while it lasts; however it ends,
     the run is ended and the shard unlocked, and a run that failed hands the shard to a fresh
     job (requests that saw it running did not kick)."""
-    failed = True
-    try:
+    finished = False
+
+    def hand_over() -> None:
+        if not finished:
+            wiring.queue.kick_settlement(shard, force=True)
+
+    with contextlib.ExitStack() as ending:  # last in, first out; each runs whatever the others do
+        ending.callback(hand_over)
+        ending.callback(_unlock, conn, shard)
+        ending.callback(_end_run, conn, shard)
         _start_run(conn, wiring.config, shard)
         yield
-        failed = False
-    finally:
-        try:
-            try:
-                _end_run(conn, shard)
-            finally:
-                _unlock(conn, shard)
-        finally:
-            if failed:
-                wiring.queue.kick_settlement(shard, force=True)
+        finished = True
 
 
 def _notice(config: Config) -> float:
