@@ -419,7 +419,11 @@ PROCESS_SETTINGS = (
     Documented(
         "FLOWER_BASIC_AUTH", "generated into `var/flower_auth`", "`user:password` for Flower"
     ),
-    Documented("WEB_CONCURRENCY", "`4`", "gunicorn worker processes (gevent)"),
+    Documented(
+        "WEB_CONCURRENCY",
+        "one per CPU core, at least 2 (gevent); `4` (gthread, sync)",
+        "gunicorn worker processes",
+    ),
     Documented("WEB_CONNECTIONS", "`1000`", "connections per gunicorn worker, streams included"),
     Documented(
         "WEB_WORKER_CLASS",

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import runpy
 
 from bench import api_stack, load
 from bench.api_stack import ApiRig
 from bench.load import WrkResult
+from bench.stack import ROOT
 
+_CHOSEN = runpy.run_path(str(ROOT / "gunicorn.conf.py"))  # the README's server, as configured
 MODELS = [
+    f"-k {_CHOSEN['worker_class']} -w {_CHOSEN['workers']}"
+    f" --worker-connections {_CHOSEN['worker_connections']}",
     "-k sync -w 4",
     "-k gthread -w 4 --threads 8",
     "-k gthread -w 2 --threads 16",
