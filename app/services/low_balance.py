@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
+from app.advisory_locks import Namespace
 from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.errors import WalletNotFoundError
@@ -40,7 +41,6 @@ from app.domain.notifications import low_balance_alert
 from app.models import User
 from app.services import notifications
 
-ADVISORY_NAMESPACE = 7302  # settlement shards use 7301
 BATCH_SIZE = 10_000
 
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, 0)")
@@ -144,7 +144,7 @@ def run(wiring: Wiring, *, batch_size: int = BATCH_SIZE) -> LowBalanceRun:
 
 
 def _try_lock(session: Session) -> bool:
-    return bool(session.scalar(_TRY_LOCK, {"ns": ADVISORY_NAMESPACE}))
+    return bool(session.scalar(_TRY_LOCK, {"ns": Namespace.LOW_BALANCE}))
 
 
 @dataclass(frozen=True)

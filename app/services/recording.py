@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app import logs
+from app.advisory_locks import Namespace
 from app.db import json_rows
 from app.domain.errors import (
     InsufficientBalanceError,
@@ -52,7 +53,7 @@ ACCEPT = """
         %(response)s::jsonb, %(request_id)s::text, %(ip)s::text)
 """
 # `submit`'s form: also whether a settlement job is running on the new transactions' shard and
-# will look for pending work after this commits (migration 0017); then it needs no kick.
+# will look for pending work after this commits (migrations 0017, 0018); then it needs no kick.
 ACCEPT_SEEN = f"SELECT a.*, settlement_running(a.shard) AS settling FROM ({ACCEPT}) AS a"
 
 
@@ -159,7 +160,7 @@ def accept_params(submission: Submission, ids: list[uuid.UUID], shards: int) -> 
 # unconfirmed step-up expiry) take this transaction-level advisory lock, so they never run at
 # once: each locks several counters rows in no particular order, and two of them could deadlock.
 # Everything else locks one counters row at a time.
-RELEASE_JOBS_LOCK = text("SELECT pg_try_advisory_xact_lock(7303, 0)")  # settlement uses 7301
+RELEASE_JOBS_LOCK = text(f"SELECT pg_try_advisory_xact_lock({Namespace.RELEASE_JOBS:d}, 0)")
 
 
 class StepUpRequiredError(WalletError):

@@ -30,9 +30,10 @@ nothing pending (status compare-and-set) and change nothing.
 
 Kicks: an accepted request kicks its shard (one queued job per burst) unless a job is running
 on it. A job says so in `settlement_shards.running_until` while it owns the shard, and ends its
-run by clearing it under `RUN_NAMESPACE`, which every accept that read it holds shared until it
-commits (migration 0017); only then does the job look for pending work one last time. So a
-request that saw the job running is found by it, and one that did not kicks.
+run by clearing it under the `SETTLEMENT_RUN` advisory lock, which every accept that read it
+holds shared until it commits (migrations 0017, 0018); only then does the job look for pending
+work one last time. So a request that saw the job running is found by it, and one that did not
+kicks.
 
 Crash safety: before each batch the shard's `unclean_runs` is incremented and committed; the batch
 resets it. A value above 1 means a previous run died mid-batch, so the next run settles wallet by
@@ -58,6 +59,7 @@ from sqlalchemy import Connection, Row, text
 from sqlalchemy.exc import DBAPIError
 
 from app import metrics
+from app.advisory_locks import Namespace
 from app.bootstrap import Wiring
 from app.config import Config
 from app.domain.accounts import Role
@@ -69,11 +71,9 @@ from app.services import batch_writes, notifications, screening
 
 log = logging.getLogger(__name__)
 
-ADVISORY_NAMESPACE = 7301
-# Ending a run (migration 0017): an accept holds it shared from reading `running_until` until it
-# commits; a job takes it exclusively to clear the flag, so its last look for pending work comes
-# after every accept that saw it running.
-RUN_NAMESPACE = 7302
+# Ending a run (`Namespace.SETTLEMENT_RUN`, migration 0018): an accept holds it shared from
+# reading `running_until` until it commits; a job takes it exclusively to clear the flag, so its
+# last look for pending work comes after every accept that saw it running.
 # A running job's word holds this much longer than its linger between batches: given when it
 # takes the shard and again by each batch's claim; a job that dies lets it lapse.
 RUN_NOTICE_SECONDS = 2.0
@@ -230,7 +230,8 @@ def _end_run(conn: Connection, shard: int) -> None:
     """Clear the shard's running flag once every accept that saw it set has committed."""
     conn.rollback()
     conn.execute(
-        text("SELECT pg_advisory_xact_lock(:ns, :shard)"), {"ns": RUN_NAMESPACE, "shard": shard}
+        text("SELECT pg_advisory_xact_lock(:ns, :shard)"),
+        {"ns": Namespace.SETTLEMENT_RUN, "shard": shard},
     )
     conn.execute(_END_RUN, {"shard": shard})
     conn.commit()
@@ -261,7 +262,7 @@ def _try_lock(conn: Connection, shard: int) -> bool:
     locked = bool(
         conn.scalar(
             text("SELECT pg_try_advisory_lock(:ns, :shard)"),
-            {"ns": ADVISORY_NAMESPACE, "shard": shard},
+            {"ns": Namespace.SETTLEMENT_SHARD, "shard": shard},
         )
     )
     conn.commit()
@@ -271,7 +272,8 @@ def _try_lock(conn: Connection, shard: int) -> bool:
 def _unlock(conn: Connection, shard: int) -> None:
     conn.rollback()
     conn.execute(
-        text("SELECT pg_advisory_unlock(:ns, :shard)"), {"ns": ADVISORY_NAMESPACE, "shard": shard}
+        text("SELECT pg_advisory_unlock(:ns, :shard)"),
+        {"ns": Namespace.SETTLEMENT_SHARD, "shard": shard},
     )
     conn.commit()
 

@@ -12,8 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
+from app.advisory_locks import Namespace
 from app.domain.notifications import LOW_BALANCE
 from app.models import Notification
 from app.services import low_balance
@@ -60,6 +61,35 @@ def test_a_crossing_alerts_exactly_once_however_often_the_job_runs(
 
     assert _alerts(db, user) == [(Decimal("5"), {"threshold": "10.000000", "balance": "5.000000"})]
     assert not _armed(db, user)
+
+
+def test_a_run_and_the_accepts_on_shard_0_never_wait_for_each_other(
+    app: Any, client: Any, db: Any, wiring: Any
+) -> None:
+    """An accept holds its shard's settlement-run lock shared until it commits
+    (`settlement_running`); a low-balance run holds its own lock for its transaction. They once
+    shared a number: on shard 0 an accept in flight made the run skip, and a run held the
+    accepts."""
+    user = uuid.uuid4()
+    fund(app, user, "50")
+    _set_threshold(client, user, "60")  # above the balance: only a run alerts
+    assert _alerts(db, user) == []
+
+    with db.engine.connect() as accept:
+        accept.execute(text("SELECT settlement_running(0)"))  # in flight until it commits
+        low_balance.run(wiring)
+        accept.rollback()
+    assert _alerts(db, user) == [
+        (Decimal("50"), {"threshold": "60.000000", "balance": "50.000000"})
+    ]
+
+    with db.engine.connect() as run:
+        run.execute(text("SELECT pg_advisory_xact_lock(:ns, 0)"), {"ns": Namespace.LOW_BALANCE})
+        with db.engine.connect() as accept:
+            accept.execute(text("SET LOCAL lock_timeout = '2s'"))
+            assert accept.scalar(text("SELECT settlement_running(0)")) is not None
+            accept.rollback()
+        run.rollback()
 
 
 @pytest.mark.parametrize("advisory_lock", [True, False], ids=["advisory-lock", "rows-only"])

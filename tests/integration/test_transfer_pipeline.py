@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text
 
+from app.advisory_locks import Namespace
 from app.domain.transactions import Kind
 from app.models import LedgerEntry, Transaction
 from app.services import settlement
@@ -196,7 +197,7 @@ def test_a_shard_whose_last_batch_died_settles_wallet_by_wallet_next(app, db, wi
     with db.engine.connect() as holder:
         holder.execute(
             text("SELECT pg_advisory_lock(:ns, :shard)"),
-            {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
+            {"ns": Namespace.SETTLEMENT_SHARD, "shard": shard},
         )
         holder.commit()
         with db.transaction() as session:
@@ -210,7 +211,7 @@ def test_a_shard_whose_last_batch_died_settles_wallet_by_wallet_next(app, db, wi
         [tx] = record_unchecked(app, sender, recipient, [Decimal(2)])
         holder.execute(
             text("SELECT pg_advisory_unlock(:ns, :shard)"),
-            {"ns": settlement.ADVISORY_NAMESPACE, "shard": shard},
+            {"ns": Namespace.SETTLEMENT_SHARD, "shard": shard},
         )
         holder.commit()
 
