@@ -15,6 +15,4 @@ class Namespace(enum.IntEnum):
     SETTLEMENT_SHARD = 7301  # a settlement job owns shard N (session lock; key 2 = the shard)
     LOW_BALANCE = 7302  # one low-balance run at a time (key 2 = 0)
     RELEASE_JOBS = 7303  # one many-wallet release job at a time (key 2 = 0)
-    SETTLEMENT_RUN = (
-        7304  # ending a settlement run on shard N; `settlement_running`, migration 0018
-    )
+    SETTLEMENT_RUN = 7304  # ending a settlement run on shard N (`settlement_running`, 0018)

@@ -71,9 +71,6 @@ from app.services import batch_writes, notifications, screening
 
 log = logging.getLogger(__name__)
 
-# Ending a run (`Namespace.SETTLEMENT_RUN`, migration 0018): an accept holds it shared from
-# reading `running_until` until it commits; a job takes it exclusively to clear the flag, so its
-# last look for pending work comes after every accept that saw it running.
 # A running job's word holds this much longer than its linger between batches: given when it
 # takes the shard and again by each batch's claim; a job that dies lets it lapse.
 RUN_NOTICE_SECONDS = 2.0
@@ -227,7 +224,8 @@ def _start_run(conn: Connection, config: Config, shard: int) -> None:
 
 
 def _end_run(conn: Connection, shard: int) -> None:
-    """Clear the shard's running flag once every accept that saw it set has committed."""
+    """Clear the shard's running flag once every accept that saw it set has committed: each holds
+    the `SETTLEMENT_RUN` lock shared until it commits, and this takes it exclusively."""
     conn.rollback()
     conn.execute(
         text("SELECT pg_advisory_xact_lock(:ns, :shard)"),
