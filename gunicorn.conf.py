@@ -23,7 +23,8 @@ worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
 # req/s with a p99 of 49–54 ms, 4 workers 920–1,031 req/s and 61–70 ms. At least 2, so a worker
 # that dies or restarts never leaves the port unanswered. gthread and sync keep 4: they serve one
 # request per thread, so they need more processes.
-_one_per_core = max(2, len(os.sched_getaffinity(0)))
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+_one_per_core = max(2, _cores or 1)
 workers = int(os.environ.get("WEB_CONCURRENCY", _one_per_core if worker_class == "gevent" else 4))
 worker_connections = int(os.environ.get("WEB_CONNECTIONS", "1000"))
 threads = int(os.environ.get("WEB_THREADS", "8"))
