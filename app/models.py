@@ -249,7 +249,6 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         UniqueConstraint("transaction_id", "wallet_id"),
-        Index("ix_ledger_entries_wallet_id_id", "wallet_id", "id"),
         Index(
             "ix_ledger_entries_wallet_id_created_at",
             "wallet_id",
@@ -259,8 +258,11 @@ class LedgerEntry(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    transaction_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("transactions.id"), nullable=False)
-    wallet_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("wallets.id"), nullable=False)
+    # No foreign keys (migration 0019): settlement writes entries in the transaction that settles
+    # their transaction and locks their wallets, nothing deletes either, and `ledger check`
+    # verifies each entry against its transaction.
+    transaction_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    wallet_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     amount: Mapped[Decimal] = mapped_column(Money, nullable=False)
     balance_after: Mapped[Decimal] = mapped_column(Money, nullable=False)
     created_at: Mapped[datetime] = _now()
@@ -294,7 +296,12 @@ class AuditLog(Base):
     __tablename__ = "audit_log"
     __table_args__ = (
         Index("ix_audit_log_occurred_at", "occurred_at"),
-        Index("ix_audit_log_actor_id_occurred_at", "actor_id", "occurred_at"),
+        Index(
+            "ix_audit_log_actor_id_occurred_at",
+            "actor_id",
+            "occurred_at",
+            postgresql_where=text("actor_id IS NOT NULL"),
+        ),
         Index("ix_audit_log_action_occurred_at", "action", "occurred_at"),
     )
 

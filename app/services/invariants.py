@@ -35,6 +35,19 @@ _CHECKS: dict[str, str] = {
          GROUP BY t.id
         HAVING COUNT(e.id) <> 2 OR COALESCE(SUM(e.amount), 0) <> 0
     """,
+    # What foreign keys would not say: the wallet is one of the transaction's two sides.
+    "entry_belongs_to_its_transaction": """
+        SELECT e.id::text,
+               'entry of ' || e.transaction_id || ' on wallet ' || e.wallet_id || CASE
+                   WHEN t.id IS NULL THEN ': no such transaction'
+                   WHEN w.id IS NULL THEN ': no such wallet'
+                   ELSE ': not a side of its transaction' END
+          FROM ledger_entries e
+          LEFT JOIN transactions t ON t.id = e.transaction_id
+          LEFT JOIN wallets w ON w.id = e.wallet_id
+         WHERE t.id IS NULL OR w.id IS NULL
+            OR e.wallet_id NOT IN (t.debit_wallet_id, t.credit_wallet_id)
+    """,
     "only_completed_have_entries": """
         SELECT t.id::text, t.status || ' transaction has ledger entries'
           FROM transactions t

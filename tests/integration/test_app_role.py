@@ -38,6 +38,8 @@ REFUSED_TO_THE_APP = (
     # transactions reference them without foreign keys (migration 0016)
     "DELETE FROM wallets",
     "DELETE FROM users",
+    # ledger entries reference it without foreign keys (migration 0019)
+    "DELETE FROM transactions",
 )
 
 

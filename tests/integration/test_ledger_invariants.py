@@ -5,8 +5,10 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from app.models import Transaction, Wallet
+from app.services.invariants import check
 from app.services.recording import shard_of
 from tests.support import (
     balance,
@@ -148,3 +150,39 @@ def test_ledger_check_catches_a_reservation_that_does_not_match_pending_debits(a
                 {"w": wallet_id},
             )
     assert runner.invoke(args=["ledger", "check"]).exit_code == 0
+
+
+def test_ledger_check_catches_entries_that_are_not_their_transactions_sides(app, db) -> None:
+    """Ledger entries have no foreign keys (migration 0019): `ledger check` says which entry
+    names no transaction, no wallet, or a wallet that is not one of its transaction's sides."""
+    user, stranger = uuid.uuid4(), uuid.uuid4()
+    fund(app, user, "2")
+    stranger_wallet = provision(app, stranger)
+    funded = wallet(db, user).id
+    with Session(db.engine) as session:  # rolled back: entries cannot be deleted
+        reward = session.scalar(
+            text("SELECT transaction_id FROM ledger_entries WHERE wallet_id = :w"), {"w": funded}
+        )
+        made = {}
+        for what, tx_id, wallet_id in (
+            ("no such transaction", uuid.uuid4(), funded),
+            ("no such wallet", reward, uuid.uuid4()),
+            ("not a side of its transaction", reward, stranger_wallet),
+        ):
+            made[what] = session.scalar(
+                text(
+                    "INSERT INTO ledger_entries (transaction_id, wallet_id, amount, balance_after)"
+                    " VALUES (:t, :w, 0, 0) RETURNING id"
+                ),
+                {"t": tx_id, "w": wallet_id},
+            )
+        found = {
+            v.subject: v.detail
+            for v in check(session)
+            if v.rule == "entry_belongs_to_its_transaction"
+        }
+        session.rollback()
+    assert found.keys() == {str(entry) for entry in made.values()}
+    for what, entry in made.items():
+        assert found[str(entry)].endswith(f": {what}")
+    assert app.test_cli_runner().invoke(args=["ledger", "check"]).exit_code == 0
