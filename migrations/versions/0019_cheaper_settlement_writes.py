@@ -44,15 +44,8 @@ ACTOR_INDEX = "ix_audit_log_actor_id_occurred_at"
 
 def _for_app_role(statement: str) -> str:
     """`statement` when the application role exists (a single-role setup has none)."""
-    return f"""
-DO $$
-BEGIN
-    IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
-        {statement};
-    END IF;
-END
-$$
-"""
+    exists = f"EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}')"
+    return f"DO $$ BEGIN IF {exists} THEN {statement}; END IF; END $$"
 
 
 def upgrade() -> None:
