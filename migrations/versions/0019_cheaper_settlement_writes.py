@@ -49,16 +49,23 @@ def _for_app_role(statement: str) -> str:
 
 
 def upgrade() -> None:
+    # First, outside the migration's transaction (nothing of this revision is committed early):
+    # the new actor index is built beside the old one without blocking inserts, as every
+    # request writes an audit entry. A leftover of an interrupted build is dropped first.
+    with op.get_context().autocommit_block():
+        op.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {ACTOR_INDEX}_new")
+        op.create_index(
+            f"{ACTOR_INDEX}_new",
+            "audit_log",
+            ["actor_id", "occurred_at"],
+            postgresql_where=sa.text("actor_id IS NOT NULL"),
+            postgresql_concurrently=True,
+        )
+    op.drop_index(ACTOR_INDEX, table_name="audit_log")
+    op.execute(f"ALTER INDEX {ACTOR_INDEX}_new RENAME TO {ACTOR_INDEX}")
     for name, _, _ in KEYS:
         op.drop_constraint(name, "ledger_entries", type_="foreignkey")
     op.drop_index("ix_ledger_entries_wallet_id_id", table_name="ledger_entries")
-    op.drop_index(ACTOR_INDEX, table_name="audit_log")
-    op.create_index(
-        ACTOR_INDEX,
-        "audit_log",
-        ["actor_id", "occurred_at"],
-        postgresql_where=sa.text("actor_id IS NOT NULL"),
-    )
     op.execute(_for_app_role(f"REVOKE DELETE ON transactions FROM {APP_ROLE}"))
 
 
